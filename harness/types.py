@@ -182,12 +182,13 @@ class BudgetPoint:
 class RunManifest:
     """Everything needed to reproduce a run, stored in the run's SQLite file and copied into every report.
 
-    ``engine_settings`` are the settings as actually used by the backend, not as requested.
+    ``engine_settings`` are the settings as actually used by the backend, not as requested. ``sampling`` is
+    None for imported outputs whose sampling settings the source does not state.
     """
 
     model: str
     backend: str
-    sampling: SamplingSpec
+    sampling: SamplingSpec | None
     samples_per_problem: int
     benchmark: str
     benchmark_version: str
