@@ -1,0 +1,171 @@
+"""Sampling a run: benchmark -> prompts -> sampler -> run store, resumable and extensible.
+
+Only this module and the samplers touch a model; grading and reporting read the store afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from harness import benchmarks, prompts, provenance
+from harness.grading import GRADER_VERSION
+from harness.samplers.base import SampleRequest, Sampler
+from harness.store import RunStore, StoreError
+from harness.types import Completion, Problem, RunManifest, SamplingSpec
+
+log = logging.getLogger(__name__)
+
+SamplerFactory = Callable[..., Sampler]
+
+# Manifest fields that must not change when a run is resumed or extended: changing any of them would mix
+# samples drawn under different conditions into one curve.
+_FROZEN_FIELDS = ("model", "backend", "sampling", "benchmark", "benchmark_version", "benchmark_hash", "prompt_hash")
+
+
+class RunError(ValueError):
+    """The run cannot start as asked (contradictory flags, a resume that changes conditions, ...)."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``tts-eval run`` was asked to do."""
+
+    bench: str
+    backend: str
+    model: str
+    samples: int
+    spec: SamplingSpec
+    out: Path
+    prompt: str = "default"
+    limit: int | None = None
+    ids_file: Path | None = None
+    resume: bool = False
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    command: str = ""
+    commit_every: int = 16
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a sampling pass did."""
+
+    run_dir: Path
+    requested: int
+    added: int
+    total: int
+
+
+def check_request(req: RunRequest) -> None:
+    """Refuse contradictory settings before anything is loaded."""
+    if req.samples < 1:
+        raise RunError(f"--samples must be >= 1, got {req.samples}")
+    if req.spec.temperature == 0 and req.samples > 1:
+        raise RunError(
+            f"temperature 0 is greedy: {req.samples} samples per problem would all be the same; "
+            "use --samples 1 or a temperature > 0")
+
+
+def build_manifest(req: RunRequest, bench: benchmarks.Benchmark, problems: Sequence[Problem],
+                   template: prompts.PromptTemplate, engine_settings: Mapping[str, Any]) -> RunManifest:
+    """The manifest of a run about to sample."""
+    commit, dirty = provenance.git_state()
+    return RunManifest(
+        model=req.model, backend=req.backend, sampling=req.spec, samples_per_problem=req.samples,
+        benchmark=bench.name, benchmark_version=bench.version, benchmark_hash=bench.sha256,
+        prompt_name=template.name, prompt_version=template.version, prompt_template=template.text,
+        prompt_hash=template.sha256, grader_version=GRADER_VERSION, engine_settings=dict(engine_settings),
+        problem_ids_hash=benchmarks.ids_hash(problems), package_versions=provenance.package_versions(),
+        git_commit=commit, git_dirty=dirty, command=req.command, machine=provenance.machine(),
+        started_at=provenance.now(),
+    )
+
+
+def _check_resume(old: RunManifest, new: RunManifest, run_dir: Path) -> None:
+    for name in _FROZEN_FIELDS:
+        if getattr(old, name) != getattr(new, name):
+            raise RunError(
+                f"{run_dir}: cannot resume: {name} was {getattr(old, name)!r}, now {getattr(new, name)!r}; "
+                "use the original settings or a new --out")
+
+
+def missing_requests(problems: Sequence[Problem], existing: Mapping[str, set[int]], samples: int,
+                     template: prompts.PromptTemplate) -> list[SampleRequest]:
+    """One request per problem for the sample indices in ``range(samples)`` not stored yet."""
+    requests = []
+    for problem in problems:
+        have = existing.get(problem.id, set())
+        todo = tuple(i for i in range(samples) if i not in have)
+        if todo:
+            requests.append(SampleRequest(problem, template.messages(problem.question), todo))
+    return requests
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="sampling", unit="sample", disable=not enabled or not sys.stderr.isatty())
+
+
+def store_stream(store: RunStore, stream: Iterator[Completion], *, commit_every: int, bar: Any) -> int:
+    """Write completions to the store in small batches as they arrive; flush what is buffered on any exit
+    (including KeyboardInterrupt), so finished samples are never lost. Returns how many were new."""
+    buffer: list[Completion] = []
+    added = 0
+    last = time.monotonic()
+    try:
+        for completion in stream:
+            buffer.append(completion)
+            bar.update(1)
+            if len(buffer) >= commit_every or time.monotonic() - last > 5.0:
+                added += store.add_completions(buffer)
+                buffer, last = [], time.monotonic()
+    finally:
+        added += store.add_completions(buffer)
+    return added
+
+
+def run_sampling(req: RunRequest, factory: SamplerFactory, *, progress: bool = True) -> RunSummary:
+    """Sample every missing (problem, sample index) of the run into ``req.out``.
+
+    ``factory(backend, **options)`` makes the sampler (``harness.samplers.registry.make_sampler`` in the CLI; a
+    fake in unit tests). Raises RunError/StoreError/BenchmarkError/PromptError on bad input, SamplerError when
+    the engine fails; completions finished before a failure stay stored.
+    """
+    check_request(req)
+    bench = benchmarks.load_benchmark(req.bench)
+    ids = benchmarks.read_ids_file(req.ids_file) if req.ids_file else None
+    problems = benchmarks.select(bench.problems, limit=req.limit, ids=ids)
+    template = prompts.load_prompt(req.prompt)
+    store_path = req.out / "run.sqlite"
+    if store_path.exists() and not req.resume:
+        raise RunError(f"{req.out} already holds a run; pass --resume to continue or extend it, or choose another --out")
+    sampler = factory(req.backend, model=req.model, **req.backend_options)
+    try:
+        manifest = build_manifest(req, bench, problems, template, sampler.engine_settings())
+        if store_path.exists():
+            store = RunStore.open(req.out)
+            old = store.manifest()
+            _check_resume(old, manifest, req.out)
+            store.add_problems(problems)
+            every = store.problems()
+            manifest = replace(manifest, samples_per_problem=max(req.samples, old.samples_per_problem),
+                               problem_ids_hash=benchmarks.ids_hash(every), started_at=old.started_at,
+                               notes=old.notes + (f"resumed {provenance.now()}: {req.command}",))
+            store.write_manifest(manifest)
+        else:
+            store = RunStore.create(req.out, manifest, problems)
+        with store:
+            requests = missing_requests(problems, store.existing_indices(), req.samples, template)
+            wanted = sum(len(r.sample_indices) for r in requests)
+            log.info("%d samples to draw for %d problems", wanted, len(requests))
+            with _progress(wanted, progress) as bar:
+                added = store_stream(store, sampler.sample(requests, req.spec), commit_every=req.commit_every, bar=bar)
+            store.write_manifest(replace(store.manifest(), finished_at=provenance.now()))
+            return RunSummary(req.out, wanted, added, store.count_completions())
+    finally:
+        sampler.close()
