@@ -101,13 +101,15 @@ def benchmarks_cmd() -> None:
 @click.option("--device", default="cpu", show_default=True, help="Device for the transformers backend.")
 @click.option("--dtype", default="auto", show_default=True, help="Model dtype (auto, float32, bfloat16, float16).")
 @click.option("--workers", type=int, help="Grader worker processes (default: CPU count).")
+@click.option("--commit-every", default=16, show_default=True, type=int,
+              help="Samples per store transaction (a kill loses at most this many).")
 @click.option("--no-report", is_flag=True, help="Only sample; grade and report later with `tts-eval report`.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @_guard
 def run_cmd(bench: str, backend: str, model: str, samples: int, max_tokens: int, temperature: float, top_p: float,
             top_k: int, seed: int, prompt: str, budgets: list[int] | None, out: Path, limit: int | None,
             ids_file: Path | None, resume: bool, batch_size: int, device: str, dtype: str, workers: int | None,
-            no_report: bool, no_progress: bool) -> None:
+            commit_every: int, no_report: bool, no_progress: bool) -> None:
     """Sample a benchmark with a model into a run folder, then grade it and write the report."""
     from harness.run import RunRequest, run_sampling
     from harness.samplers.registry import make_sampler
@@ -116,7 +118,8 @@ def run_cmd(bench: str, backend: str, model: str, samples: int, max_tokens: int,
     spec = SamplingSpec(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
     options = {"batch_size": batch_size, "device": device, "dtype": dtype} if backend == "transformers" else {}
     req = RunRequest(bench=bench, backend=backend, model=model, samples=samples, spec=spec, out=out, prompt=prompt,
-                     limit=limit, ids_file=ids_file, resume=resume, backend_options=options, command=_command_line())
+                     limit=limit, ids_file=ids_file, resume=resume, backend_options=options, command=_command_line(),
+                     commit_every=commit_every)
     summary = run_sampling(req, make_sampler, progress=not no_progress)
     click.echo(f"{summary.added} new samples stored ({summary.total} in all) in {summary.run_dir}")
     if not no_report:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from harness import benchmarks, prompts, provenance
 from harness.grading import GRADER_VERSION
 from harness.samplers.base import SampleRequest, Sampler
-from harness.store import RunStore, StoreError
+from harness.store import RunStore
 from harness.types import Completion, Problem, RunManifest, SamplingSpec
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ def check_request(req: RunRequest) -> None:
     """Refuse contradictory settings before anything is loaded."""
     if req.samples < 1:
         raise RunError(f"--samples must be >= 1, got {req.samples}")
+    if req.commit_every < 1:
+        raise RunError(f"--commit-every must be >= 1, got {req.commit_every}")
     if req.spec.temperature == 0 and req.samples > 1:
         raise RunError(
             f"temperature 0 is greedy: {req.samples} samples per problem would all be the same; "
