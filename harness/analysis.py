@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness import scaling
+from harness.baselines import Baseline
 from harness.grading import GRADER_VERSION, Grader
 from harness.store import RunStore
 from harness.types import Completion, Grade, RunReport
@@ -75,8 +76,17 @@ def _sample_rows(completions: Sequence[Completion], grades: Sequence[Grade], per
 
 
 def analyze(store: RunStore, budgets: Sequence[float] = (), *, n_boot: int = 1000, ci_seed: int = 0,
-            workers: int | None = None, progress: bool = True) -> RunReport:
-    """Grade (reusing stored grades of this grader version) and compute every curve and budget point."""
+            workers: int | None = None, progress: bool = True, baselines: Sequence[Baseline] | None = None,
+            rm_score: str | None = None, rm_weighting: str = "raw") -> RunReport:
+    """Grade (reusing stored grades of this grader version) and compute every curve and budget point.
+
+    Also the capped curves, frontier and matched-budget table (``budget_analysis.extend``): ``baselines``
+    None reads configs/baselines.csv (none when the file is absent); ``rm_score`` names a stored per-sample
+    score for RM@k (off when None), ``rm_weighting`` "raw" or "sigmoid".
+    """
+    from harness import budget_analysis
+    from harness.baselines import DEFAULT_BASELINES, load_baselines
+
     completions = store.completions()
     if not completions:
         raise ValueError(f"{store.path}: the run has no completions yet; run `tts-eval run ... --resume`")
@@ -87,19 +97,32 @@ def analyze(store: RunStore, budgets: Sequence[float] = (), *, n_boot: int = 100
         points.extend(scaling.curve(counts, method, n_boot=n_boot, seed=ci_seed))
     budget_points = scaling.accuracy_at_budgets(counts, budgets, "maj", n_boot=n_boot, seed=ci_seed) if budgets else []
     manifest = store.manifest()
+    if baselines is None:
+        baselines = load_baselines(benchmark=manifest.benchmark) if DEFAULT_BASELINES.is_file() else []
+    extra = budget_analysis.extend(store, grades, completions, counts, budgets, baselines, n_boot=n_boot,
+                                   seed=ci_seed, rm_score=rm_score, rm_weighting=rm_weighting, workers=workers)
+    if extra.cap_sweep:  # votes across different caps mean nothing: keep only the per-cap points
+        points = []
     return RunReport(
-        manifest=manifest, n_problems=len(counts), samples_per_problem=min(pc.n for pc in counts),
-        points=tuple(points), budgets=tuple(budget_points), status_counts=dict(Counter(g.status for g in grades)),
+        manifest=manifest, n_problems=len(counts),
+        samples_per_problem=1 if extra.cap_sweep else min(pc.n for pc in counts),
+        points=tuple(points) + extra.points, budgets=tuple(budget_points),
+        status_counts=dict(Counter(g.status for g in grades)),
         token_note=_token_note(store, completions), n_boot=n_boot, ci_seed=ci_seed,
-        interpolation_rule=scaling.INTERPOLATION_RULE, samples=_sample_rows(completions, grades),
+        interpolation_rule=scaling.INTERPOLATION_RULE,
+        samples=_sample_rows(completions, grades, per_problem=4, problems=8),
+        frontier=extra.frontier, frontier_budgets=extra.frontier_budgets, matched=extra.matched, extras=extra.extras,
     )
 
 
 def report_run(run_dir: Path, budgets: Sequence[float] | None = None, *, n_boot: int = 1000, ci_seed: int = 0,
-               workers: int | None = None, progress: bool = True) -> tuple[RunReport, dict[str, Path]]:
-    """Analyse the run in ``run_dir`` and write curve.csv, report.json, report.md and curve.png beside it.
+               workers: int | None = None, progress: bool = True, caps: Sequence[int] | None = None,
+               rm_score: str | None = None, rm_weighting: str = "raw") -> tuple[RunReport, dict[str, Path]]:
+    """Analyse the run in ``run_dir`` and write curve.csv, report.json, report.md, report.html and the plots.
 
-    ``budgets`` None reuses the budgets stored with the run (from ``tts-eval run --budgets``).
+    ``budgets`` None reuses the budgets stored with the run (from ``tts-eval run --budgets``); ``caps`` adds
+    token caps for truncated curves (kept with the run; ``tts-eval force`` adds its caps too). ``rm_score``:
+    see ``analyze``.
     """
     from harness.baselines import load_baselines
     from harness.report import write_report
@@ -109,6 +132,11 @@ def report_run(run_dir: Path, budgets: Sequence[float] | None = None, *, n_boot:
             budgets = store.info("budgets") or []
         else:
             store.set_info("budgets", list(budgets))
-        report = analyze(store, budgets, n_boot=n_boot, ci_seed=ci_seed, workers=workers, progress=progress)
+        if caps:
+            store.set_info("caps", sorted(set(caps) | set(store.info("caps") or [])))
+        report = analyze(store, budgets, n_boot=n_boot, ci_seed=ci_seed, workers=workers, progress=progress,
+                         rm_score=rm_score, rm_weighting=rm_weighting)
+        if rm_score is not None:  # kept with the run (once it worked), so `tts-eval plot` draws the same RM@k
+            store.set_info("rm", {"score": rm_score, "weighting": rm_weighting})
     baselines = load_baselines(benchmark=report.manifest.benchmark)
     return report, write_report(report, run_dir, baselines)

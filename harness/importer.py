@@ -7,7 +7,6 @@ from pathlib import Path
 
 from harness import benchmarks, provenance
 from harness.grading import GRADER_VERSION
-from harness.samplers.replay import read_replay
 from harness.store import RunStore
 from harness.types import RunManifest, SamplingSpec
 
@@ -26,12 +25,16 @@ def import_run(file: Path, fmt: str, bench: str, out: Path, *, model: str = "unk
                spec: SamplingSpec | None = None, command: str = "") -> ImportSummary:
     """Read ``file`` in format ``fmt`` against benchmark ``bench`` and store it as a new run in ``out``.
 
-    Only problems that have samples are stored. ``spec`` records sampling settings the user knows from the
+    ``file`` is a folder for format ``deepscaler-sweep`` (one run with a cap per file; see harness.sweep).
+    Only problems that have samples are stored; per-sample scores and the source's own labels are kept
+    (harness.import_extra). ``spec`` records sampling settings the user knows from the
     source (None: not stated). Raises ReplayError/BenchmarkError/StoreError on bad input; nothing is written
     before the whole file has been read and checked.
     """
+    from harness.import_extra import read_for_import, store_import_extras
+
     benchmark = benchmarks.load_benchmark(bench)
-    data = read_replay(file, fmt, benchmark.problems)
+    data, sweep = read_for_import(file, fmt, benchmark.problems)
     have = {c.problem_id for c in data.completions}
     problems = [p for p in benchmark.problems if p.id in have]
     per_problem: dict[str, int] = {}
@@ -52,4 +55,5 @@ def import_run(file: Path, fmt: str, bench: str, out: Path, *, model: str = "unk
         store.add_completions(data.completions)
         if data.token_note:
             store.set_info("token_note", data.token_note)
+        store_import_extras(store, fmt, file, sweep)
         return ImportSummary(out, len(problems), store.count_completions(), data.token_note)

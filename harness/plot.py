@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 FORMATS: tuple[str, ...] = (".png", ".svg")
 _METHOD_LABEL = {"maj": "Maj@k", "pass": "pass@k", "mean": "mean accuracy", "truncated": "truncated",
-                 "forced": "budget-forced"}
-_METHOD_LINE: dict[str, Any] = {"maj": "-", "pass": "--", "mean": ":", "truncated": "-.", "forced": (0, (5, 1, 1, 1))}
+                 "forced": "budget-forced", "rm": "RM@k"}
+_METHOD_LINE: dict[str, Any] = {"maj": "-", "pass": "--", "mean": ":", "truncated": "-.", "forced": (0, (5, 1, 1, 1)),
+                                "rm": (0, (3, 1))}
 _RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#17becf", "#8c564b")
 # Baselines get dark or warm colours and filled markers other than the runs' circles.
 _BASELINE_STYLES = (("s", "#222222"), ("D", "#ff7f0e"), ("^", "#e377c2"), ("v", "#7f7f7f"),
@@ -40,6 +41,8 @@ def plot_curves(
     baselines: Sequence[Baseline] = (),
     methods: Sequence[str] = ("maj",),
     title: str | None = None,
+    references: Sequence[Baseline] = (),
+    y_range: tuple[float, float] | None = None,
 ) -> Path:
     """Draw the scaling curves of one or more runs of one benchmark and write them to ``out``.
 
@@ -51,14 +54,24 @@ def plot_curves(
 
     When any run has no token counts the x axis is k (samples per problem) instead, and baselines are left
     out with a note on the figure: they are placed by tokens, and putting them at their k would compare runs
-    at unequal cost.
+    at unequal cost. Exception: a run whose plotted points are all capped (a cap sweep without counts) is
+    placed at its caps, drawn with left-pointing markers and labelled as an upper bound of its tokens.
+    ``references``: results without a token count, drawn as labelled horizontal lines (see plot_extra).
+    ``y_range``: accuracy axis limits in percent (default 0-100, so figures compare at a glance).
 
     Returns ``out``. Raises ValueError for an unknown suffix, runs of different benchmarks, or nothing to plot.
     """
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"plot file must end in one of {FORMATS}, got {out.name!r}")
-    fig = _build_figure(reports, baselines, methods, title)
+    fig = _build_figure(reports, baselines, methods, title, references)
+    if y_range is not None:
+        low, high = y_range
+        if not 0 <= low < high <= 100:
+            raise ValueError(f"y range must satisfy 0 <= low < high <= 100 (percent), got {y_range}")
+        ax = fig.axes[0]
+        ax.set_ylim(low, high)
+        ax.set_yticks([t for t in range(0, 101, 2 if high - low <= 20 else 10) if low <= t <= high])
     import matplotlib
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +84,7 @@ def plot_curves(
 
 
 def _build_figure(reports: Sequence[RunReport], baselines: Sequence[Baseline], methods: Sequence[str],
-                  title: str | None) -> Figure:
+                  title: str | None, references: Sequence[Baseline] = ()) -> Figure:
     """The figure of ``plot_curves`` (same arguments, same errors), drawn but not saved."""
     if not reports:
         raise ValueError("nothing to plot: pass at least one run report")
@@ -82,7 +95,8 @@ def _build_figure(reports: Sequence[RunReport], baselines: Sequence[Baseline], m
     if len(benchmarks) > 1:
         raise ValueError(f"one benchmark per figure, got {benchmarks}; plot each benchmark separately")
     benchmark = benchmarks[0]
-    by_tokens = all(_has_tokens(r, methods) for r in reports)
+    bounded = any(_cap_bounded(r, methods) for r in reports)
+    by_tokens = all(_has_tokens(r, methods) or _cap_bounded(r, methods) for r in reports)
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -92,8 +106,10 @@ def _build_figure(reports: Sequence[RunReport], baselines: Sequence[Baseline], m
     ax = fig.add_subplot()
     xs: list[float] = []
     for i, report in enumerate(reports):
-        for method in methods:
-            xs += _draw_run(ax, report, method, _RUN_COLOURS[i % len(_RUN_COLOURS)], by_tokens)
+        for j, method in enumerate(methods):
+            # One run: a colour per method (line styles alone are hard to tell apart); several: one per run.
+            colour = _RUN_COLOURS[(j if len(reports) == 1 else i) % len(_RUN_COLOURS)]
+            xs += _draw_run(ax, report, method, colour, by_tokens)
     if not xs:
         raise ValueError(f"nothing to plot: the runs have no points for methods {list(methods)}")
     placed = [b for b in baselines if b.benchmark.lower() == benchmark.lower() and b.avg_output_tokens]
@@ -101,6 +117,13 @@ def _build_figure(reports: Sequence[RunReport], baselines: Sequence[Baseline], m
     if by_tokens:
         xs += [float(b.avg_output_tokens or 0) for b in placed]
     _format_axes(ax, xs, by_tokens)
+    if bounded and by_tokens:
+        ax.set_xlabel("Average output tokens per problem (log\u2082 scale)\n\u25c0 = a max_tokens cap: an upper "
+                      "bound of the tokens of a run without token counts")
+    if references:
+        from harness.plot_extra import draw_references
+
+        draw_references(ax, [b for b in references if b.benchmark.lower() == benchmark.lower()])
     if by_tokens:
         labels = _draw_baselines(ax, placed)
         if labels:
@@ -113,8 +136,9 @@ def _build_figure(reports: Sequence[RunReport], baselines: Sequence[Baseline], m
                 fontsize=7, color="#555555")
     noun = "average output tokens per problem" if by_tokens else "samples per problem (k)"
     ax.set_title(title or f"{benchmark}: accuracy vs. {noun}", fontsize=11)
-    entries = len(ax.get_legend_handles_labels()[1])
-    fig.legend(loc="outside lower center", ncols=1 if entries < 3 else 2, fontsize=8, frameon=False)
+    names = ax.get_legend_handles_labels()[1]
+    wide = max((len(n) for n in names), default=0) > 50  # two columns of long names overflow the figure
+    fig.legend(loc="outside lower center", ncols=1 if len(names) < 3 or wide else 2, fontsize=8, frameon=False)
     _place_labels(fig, ax, labels)
     return fig
 
@@ -123,6 +147,19 @@ def _has_tokens(report: RunReport, methods: Sequence[str]) -> bool:
     """True when every point of the plotted methods has a token count."""
     points = [p for p in report.points if p.method in methods]
     return report.token_note is None and all(p.tokens_per_problem is not None for p in points)
+
+
+def _cap_bounded(report: RunReport, methods: Sequence[str]) -> bool:
+    """True when the plotted points have no token counts but all have a cap (their tokens are at most it)."""
+    points = [p for p in report.points if p.method in methods]
+    return bool(points) and all(p.tokens_per_problem is None and p.cap is not None for p in points)
+
+
+def _x(p: CurvePoint, by_tokens: bool) -> float:
+    """Where a point goes: its tokens, else its cap (an upper bound), on a token axis; else its k."""
+    if not by_tokens:
+        return float(p.k)
+    return float(p.tokens_per_problem if p.tokens_per_problem is not None else (p.cap or 0))
 
 
 def _curve(report: RunReport, method: str) -> list[CurvePoint]:
@@ -140,20 +177,28 @@ def _curve(report: RunReport, method: str) -> list[CurvePoint]:
 def _draw_run(ax: Axes, report: RunReport, method: str, colour: str, by_tokens: bool) -> list[float]:
     """Draw one run's line and CI band for ``method``; return the x values drawn (empty when none)."""
     points = _curve(report, method)
-    if by_tokens and any((p.tokens_per_problem or 0) <= 0 for p in points):
+    if by_tokens and any(_x(p, True) <= 0 for p in points):
         # A log axis has no place for zero tokens (a run of empty outputs); say so rather than crash.
         log.warning("%s %s: points with 0 output tokens are left off the log-scale plot", report.manifest.model,
                     method)
-        points = [p for p in points if (p.tokens_per_problem or 0) > 0]
+        points = [p for p in points if _x(p, True) > 0]
     if not points:
         return []
-    xs = [float(p.tokens_per_problem or 0) if by_tokens else float(p.k) for p in points]
+    bound = by_tokens and any(p.tokens_per_problem is None for p in points)
+    xs = [_x(p, by_tokens) for p in points]
     ks = sorted({p.k for p in points})
     k_text = f"k={ks[0]}" if len(ks) == 1 else f"k={ks[0]}\u2013{ks[-1]}"
-    label = f"{report.manifest.model} \u00b7 {report.manifest.benchmark} \u00b7 {_METHOD_LABEL[method]}, {k_text}"
+    caps = sorted({p.cap for p in points if p.cap is not None})
+    if caps:
+        k_text += f", cap {caps[0]:,}" if len(caps) == 1 else f", caps {caps[0]:,}\u2013{caps[-1]:,}"
+    name = _METHOD_LABEL[method]
+    if bound:  # samples generated at each cap, without token counts: a max_tokens sweep
+        name, k_text = "max_tokens sweep", k_text + " (x = cap: tokens unknown, at most the cap)"
+    label = f"{report.manifest.model} \u00b7 {report.manifest.benchmark} \u00b7 {name}, {k_text}"
     ax.fill_between(xs, [100 * p.ci_low for p in points], [100 * p.ci_high for p in points], color=colour,
                     alpha=0.15, linewidth=0)
-    ax.plot(xs, [100 * p.accuracy for p in points], linestyle=_METHOD_LINE[method], marker="o", markersize=3.5,
+    ax.plot(xs, [100 * p.accuracy for p in points], linestyle=_METHOD_LINE[method], marker="<" if bound else "o",
+            markersize=5 if bound else 3.5,
             color=colour, linewidth=1.6, label=label, zorder=3)
     return xs
 

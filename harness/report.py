@@ -43,7 +43,8 @@ def write_report(report: RunReport, out_dir: Path, baselines: Sequence[Baseline]
 
     ``baselines``: drawn on the plot (rows of other benchmarks are ignored); None loads the default
     ``configs/baselines.csv`` (skipped with a warning when that file is absent), ``()`` draws none.
-    Returns ``{"csv", "json", "markdown", "plot"}`` mapped to the written paths.
+    Also writes report.html (self-contained, plots embedded) and, when the run has a frontier, frontier.png.
+    Returns ``{"csv", "json", "markdown", "plot", "html"}`` (and ``"frontier"``) mapped to the written paths.
     Raises ValueError when a value cannot be written as JSON (NaN or infinity) or the baselines file is bad.
     """
     from harness.plot import plot_curves  # matplotlib is imported only when a report is written
@@ -63,7 +64,14 @@ def write_report(report: RunReport, out_dir: Path, baselines: Sequence[Baseline]
              "markdown": report_markdown(report)}
     for name, text in texts.items():
         paths[name].write_text(text, encoding="utf-8")
-    plot_curves([report], paths["plot"], baselines=baselines, methods=("maj",))
+    from harness.html_report import write_html
+    from harness.plot_extra import plot_frontier, reference_rows, report_methods
+
+    plot_curves([report], paths["plot"], baselines=baselines, methods=report_methods(report),
+                references=reference_rows(baselines, report.manifest.benchmark))
+    if report.frontier:
+        paths["frontier"] = plot_frontier(report, out_dir / "frontier.png", baselines=baselines)
+    paths["html"] = write_html(report, out_dir / "report.html")
     return paths
 
 
@@ -94,6 +102,8 @@ def report_to_json_dict(report: RunReport) -> dict[str, Any]:
 
     Takes a RunReport; returns a dict with (at least) the keys in ``REQUIRED_KEYS``. Raises nothing.
     """
+    from harness.report_extra import extra_json
+
     manifest = report.manifest
     return {
         "schema_version": SCHEMA_VERSION,
@@ -112,6 +122,7 @@ def report_to_json_dict(report: RunReport) -> dict[str, Any]:
             manifest, engine_settings=dict(manifest.engine_settings),
             package_versions=dict(manifest.package_versions), machine=dict(manifest.machine)))),
         "samples": [_jsonable(s) for s in report.samples],
+        **extra_json(report),
     }
 
 
@@ -256,13 +267,17 @@ def _curve_md(report: RunReport) -> list[str]:
         rows.append(cells + [_pct(first.truncation_rate), _pct(first.no_answer_rate)])
     header = ["k"] + (["Tokens/problem"] if with_tokens else []) + [f"{m}@k [95% CI]" for m in methods]
     header += ["Truncated", "No answer"]
-    lines = ["## Curve", ""] + _table(header, rows)
+    lines = ["## Curve", ""] + (_table(header, rows) if rows else [])
     capped = [p for p in _sorted_points(report.points) if p.cap is not None]
+    # Per cap only k = 1 and the largest k: every k of every cap is in curve.csv and report.json.
+    last_k = {(p.method, p.cap): p.k for p in capped}
+    capped = [p for p in capped if p.k in (1, last_k[(p.method, p.cap)])]
     if capped:
         capped_rows = [(p.method, str(p.cap), str(p.k), _tokens(p.tokens_per_problem), _acc_ci(p.accuracy, p.ci_low,
                  p.ci_high), _pct(p.truncation_rate), _pct(p.no_answer_rate)) for p in capped]
         header = ["Method", "Cap", "k", "Tokens/problem", "Accuracy [95% CI]", "Truncated", "No answer"]
-        lines += ["### Capped curves", ""] + _table(header, capped_rows)
+        lines += ["### Capped curves (k = 1 and the largest k; every k is in curve.csv)", ""]
+        lines += _table(header, capped_rows)
     return lines
 
 
@@ -327,7 +342,11 @@ def report_markdown(report: RunReport) -> str:
         lines += [(f"> **This run has no token axis:** {md_text(note)}. The report therefore "
                    "shows accuracy by k (samples per problem) instead of by average output tokens, and no "
                    "budget can be reached."), ""]
+    from harness.report_extra import frontier_md, matched_md, rm_md, sweep_md
+
+    lines += matched_md(report)
     lines += ["![curve](curve.png)", ""]
-    for section in (_conditions_md, _budgets_md, _curve_md, _status_md, _method_md, _samples_md):
+    for section in (_conditions_md, _budgets_md, frontier_md, sweep_md, _curve_md, rm_md, _status_md, _method_md,
+                    _samples_md):
         lines += section(report)
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from harness import benchmarks, prompts, provenance
+from harness import benchmarks, prompts, provenance, subset
 from harness.grading import GRADER_VERSION
 from harness.samplers.base import SampleRequest, Sampler
 from harness.store import RunStore
@@ -48,6 +48,8 @@ class RunRequest:
     backend_options: Mapping[str, Any] = field(default_factory=dict)
     command: str = ""
     commit_every: int = 16
+    subset: int | None = None  # a stratified subset of this many problems (harness.subset), fixed by subset_seed
+    subset_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ def check_request(req: RunRequest) -> None:
         raise RunError(f"--samples must be >= 1, got {req.samples}")
     if req.commit_every < 1:
         raise RunError(f"--commit-every must be >= 1, got {req.commit_every}")
+    if req.subset is not None and (req.limit is not None or req.ids_file is not None):
+        raise RunError("--subset draws its own problems; drop --limit/--ids (or drop --subset)")
     if req.spec.temperature == 0 and req.samples > 1:
         raise RunError(
             f"temperature 0 is greedy: {req.samples} samples per problem would all be the same; "
@@ -142,6 +146,10 @@ def run_sampling(req: RunRequest, factory: SamplerFactory, *, progress: bool = T
     bench = benchmarks.load_benchmark(req.bench)
     ids = benchmarks.read_ids_file(req.ids_file) if req.ids_file else None
     problems = benchmarks.select(bench.problems, limit=req.limit, ids=ids)
+    drawn = None
+    if req.subset is not None:
+        problems, drawn = subset.draw_subset(bench.problems, req.subset, req.subset_seed, bench.sha256)
+    subset_info = None if drawn is None else drawn.to_dict()
     template = prompts.load_prompt(req.prompt)
     store_path = req.out / "run.sqlite"
     if store_path.exists() and not req.resume:
@@ -149,10 +157,17 @@ def run_sampling(req: RunRequest, factory: SamplerFactory, *, progress: bool = T
     sampler = factory(req.backend, model=req.model, **req.backend_options)
     try:
         manifest = build_manifest(req, bench, problems, template, sampler.engine_settings())
+        if drawn is not None:
+            manifest = replace(manifest, notes=(drawn.describe(),))
         if store_path.exists():
             store = RunStore.open(req.out)
             old = store.manifest()
             _check_resume(old, manifest, req.out)
+            # A subset run extended with other problems would silently stop being the subset the gate compares.
+            if store.info("subset") != subset_info:
+                raise RunError(f"{req.out}: cannot resume: the run has {subset.describe_dict(store.info('subset'))},"
+                               f" the command asks for {subset.describe_dict(subset_info)}; repeat the original"
+                               " --subset/--subset-seed or use a new --out")
             store.add_problems(problems)
             every = store.problems()
             manifest = replace(manifest, samples_per_problem=max(req.samples, old.samples_per_problem),
@@ -161,6 +176,7 @@ def run_sampling(req: RunRequest, factory: SamplerFactory, *, progress: bool = T
             store.write_manifest(manifest)
         else:
             store = RunStore.create(req.out, manifest, problems)
+            store.set_info("subset", subset_info)
         with store:
             requests = missing_requests(problems, store.existing_indices(), req.samples, template)
             wanted = sum(len(r.sample_indices) for r in requests)

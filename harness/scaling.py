@@ -431,3 +431,35 @@ def parse_budgets(text: str) -> list[int]:
     Raises ValueError (from ``parse_budget``) on an empty list or a bad item.
     """
     return [parse_budget(item) for item in text.split(",")]
+
+
+# ------------------------------------------------------------------------------ per-problem values at a budget
+
+
+def per_problem_at_budget(counts: Sequence[ProblemCounts], budget: float, method: str = "maj") -> np.ndarray | None:
+    """Per-problem accuracy of ``method`` at ``budget`` (average output tokens per problem), shape (len(counts),).
+
+    The same rule as ``accuracy_at_budgets`` (INTERPOLATION_RULE), applied to each problem's own values: with m
+    the run's mean tokens per sample (over these ``counts``) and k* = budget/m, entry i is
+    p*V_i(k) + (1-p)*V_i(k+1) between the neighbouring k points (p = k+1-k*), so the mean of the returned array
+    is exactly ``accuracy_at_budgets(counts, [budget], method)[0].accuracy``. The k mix is a property of the whole
+    run, so it is the same for every problem. Returns None when the budget is not reached: no token axis (a
+    sample lacks a count, or the mean is 0), below one sample, or above n_min samples. Raises ValueError on no
+    problems, an unknown method or a budget that is not finite.
+    """
+    if not counts:
+        raise ValueError("no problems to score; grade some samples first")
+    _check_method(method)
+    if not math.isfinite(budget):
+        raise ValueError(f"budget must be a finite number of tokens, got {budget}")
+    mean_tok = _mean_tokens(counts)
+    if mean_tok is None or mean_tok <= 0:
+        return None
+    k_max = min(pc.n for pc in counts)
+    k_star = float(budget) / mean_tok
+    if abs(k_star - round(k_star)) < 1e-9:  # as in accuracy_at_budgets: B = k*m up to rounding is the k point
+        k_star = float(round(k_star))
+    if k_star < 1 or k_star > k_max:
+        return None
+    values = per_problem_matrix(counts, method, k_max)
+    return _interpolate(values, np.full(len(counts), k_star))[0]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -32,7 +34,47 @@ CREATE TABLE IF NOT EXISTS grades (
     problem_id TEXT NOT NULL, sample_index INTEGER NOT NULL, grader_version TEXT NOT NULL,
     extracted TEXT, vote_key TEXT, correct INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
     PRIMARY KEY (problem_id, sample_index, grader_version));
+CREATE TABLE IF NOT EXISTS scores (
+    problem_id TEXT NOT NULL, sample_index INTEGER NOT NULL, name TEXT NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (problem_id, sample_index, name));
+CREATE TABLE IF NOT EXISTS forced (
+    problem_id TEXT NOT NULL, sample_index INTEGER NOT NULL, cap INTEGER NOT NULL, prefix_tokens INTEGER NOT NULL,
+    prompt_name TEXT NOT NULL, seed INTEGER, text TEXT NOT NULL, output_tokens INTEGER NOT NULL,
+    finish_reason TEXT, token_ids TEXT,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (problem_id, sample_index, cap));
+CREATE TABLE IF NOT EXISTS capped_grades (
+    problem_id TEXT NOT NULL, sample_index INTEGER NOT NULL, cap INTEGER NOT NULL, grader_version TEXT NOT NULL,
+    extracted TEXT, vote_key TEXT, correct INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (problem_id, sample_index, cap, grader_version));
 """
+# scores: one number per (sample, name), e.g. a reward model's score (RM@k) or an imported file's own label.
+# forced: budget-forcing continuations (derived completions) of a sample cut at a token cap; text, tokens and
+#   ids are the continuation's only; prefix_tokens = min(sample length, cap) tokens of the sample were kept.
+# capped_grades: the grades of the samples as they stand at a cap with forcing (a sample that finished
+#   within the cap, or its forced continuation), graded together so that their vote keys agree.
+# Tables added after schema 1 are created on open (CREATE IF NOT EXISTS), so older stores keep working.
+
+
+@dataclass(frozen=True)
+class ForcedAnswer:
+    """A budget-forcing continuation of sample (problem_id, sample_index), cut at ``cap`` tokens.
+
+    ``prefix_tokens``: tokens of the sample that were kept (min(length, cap)); ``prompt_name``: the versioned
+    forcing prompt appended to the prefix; ``completion``: the continuation alone (its text, output tokens,
+    finish reason, seed and ids; problem id and sample index are the sample's).
+    """
+
+    cap: int
+    prefix_tokens: int
+    prompt_name: str
+    completion: Completion
+
+    def __post_init__(self) -> None:
+        if self.cap < 1 or not 0 <= self.prefix_tokens <= self.cap:
+            raise ValueError(f"need cap >= 1 and 0 <= prefix_tokens <= cap, got {self.cap}, {self.prefix_tokens}")
+        if self.completion.output_tokens is None:
+            raise ValueError("a forced continuation must have its output token count")
 
 
 class StoreError(RuntimeError):
@@ -138,7 +180,7 @@ class RunStore:
         """Add problems not stored yet (an extended run may add more); existing ids must be unchanged."""
         stored = {p.id: p for p in self.problems()}
         start = len(stored)
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for problem in problems:
             old = stored.get(problem.id)
             if old is not None:
@@ -212,6 +254,79 @@ class RunStore:
             "SELECT g.problem_id, g.sample_index, g.extracted, g.vote_key, g.correct, g.status, g.reason "
             "FROM grades g JOIN problems p ON p.id = g.problem_id WHERE g.grader_version = ? "
             "ORDER BY p.position, g.sample_index", (grader_version,))
+        return [Grade(problem_id=r[0], sample_index=r[1], extracted=r[2], vote_key=r[3], correct=bool(r[4]),
+                      status=r[5], reason=r[6]) for r in cur]
+
+    # --- scores -----------------------------------------------------------------------------------------
+    def add_scores(self, name: str, rows: Iterable[tuple[str, int, float]]) -> None:
+        """Store (replace) score ``name`` for the given (problem id, sample index, value) rows, one transaction.
+
+        Raises ValueError on an empty name or a value that is not a finite number.
+        """
+        if not name:
+            raise ValueError("a score needs a non-empty name")
+        data = [(pid, int(index), name, float(value)) for pid, index, value in rows]
+        if not all(math.isfinite(v) for *_, v in data):
+            raise ValueError(f"score {name!r} has a NaN or infinite value; store finite numbers only")
+        with self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)", data)
+
+    def scores(self, name: str) -> dict[tuple[str, int], float]:
+        """Score ``name`` by (problem id, sample index); empty when the run has none of that name."""
+        cur = self._db.execute("SELECT problem_id, sample_index, value FROM scores WHERE name = ?", (name,))
+        return {(r[0], r[1]): r[2] for r in cur}
+
+    def score_names(self) -> list[str]:
+        """The names of the scores stored with the run, sorted."""
+        return [r[0] for r in self._db.execute("SELECT DISTINCT name FROM scores ORDER BY name")]
+
+    # --- budget forcing ---------------------------------------------------------------------------------
+    def add_forced(self, batch: Iterable[ForcedAnswer]) -> int:
+        """Insert forced continuations in one transaction; one already stored for (problem, sample, cap) is
+        kept (append-only). Returns how many were new."""
+        rows = [(f.completion.problem_id, f.completion.sample_index, f.cap, f.prefix_tokens, f.prompt_name,
+                 f.completion.seed, f.completion.text, f.completion.output_tokens, f.completion.finish_reason,
+                 None if f.completion.token_ids is None else json.dumps(list(f.completion.token_ids)))
+                for f in batch]
+        if not rows:
+            return 0
+        with self._transaction():
+            before = self._db.total_changes
+            self._db.executemany(
+                "INSERT OR IGNORE INTO forced (problem_id, sample_index, cap, prefix_tokens, prompt_name, seed, text,"
+                " output_tokens, finish_reason, token_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            return self._db.total_changes - before
+
+    def forced(self, cap: int | None = None) -> list[ForcedAnswer]:
+        """Stored forced continuations (of one cap, or all), by cap, problem position, sample index."""
+        cur = self._db.execute(
+            "SELECT f.problem_id, f.sample_index, f.cap, f.prefix_tokens, f.prompt_name, f.seed, f.text,"
+            " f.output_tokens, f.finish_reason, f.token_ids FROM forced f JOIN problems p ON p.id = f.problem_id"
+            " WHERE ? IS NULL OR f.cap = ? ORDER BY f.cap, p.position, f.sample_index", (cap, cap))
+        return [ForcedAnswer(cap=r[2], prefix_tokens=r[3], prompt_name=r[4], completion=Completion(
+                    problem_id=r[0], sample_index=r[1], seed=r[5], text=r[6], output_tokens=r[7],
+                    finish_reason=r[8], token_ids=None if r[9] is None else tuple(json.loads(r[9]))))
+                for r in cur]
+
+    def forced_caps(self) -> list[int]:
+        """The caps that have forced continuations, ascending."""
+        return [r[0] for r in self._db.execute("SELECT DISTINCT cap FROM forced ORDER BY cap")]
+
+    def write_capped_grades(self, cap: int, grades: Sequence[Grade], grader_version: str) -> None:
+        """Replace the grades at ``cap`` of ``grader_version`` with ``grades`` (one transaction)."""
+        with self._transaction():
+            self._db.execute("DELETE FROM capped_grades WHERE cap = ? AND grader_version = ?", (cap, grader_version))
+            self._db.executemany(
+                "INSERT INTO capped_grades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(g.problem_id, g.sample_index, cap, grader_version, g.extracted, g.vote_key, int(g.correct),
+                  g.status, g.reason) for g in grades])
+
+    def capped_grades(self, cap: int, grader_version: str) -> list[Grade]:
+        """The grades at ``cap`` stored for ``grader_version`` (empty if none), by problem position and index."""
+        cur = self._db.execute(
+            "SELECT g.problem_id, g.sample_index, g.extracted, g.vote_key, g.correct, g.status, g.reason "
+            "FROM capped_grades g JOIN problems p ON p.id = g.problem_id WHERE g.cap = ? AND g.grader_version = ? "
+            "ORDER BY p.position, g.sample_index", (cap, grader_version))
         return [Grade(problem_id=r[0], sample_index=r[1], extracted=r[2], vote_key=r[3], correct=bool(r[4]),
                       status=r[5], reason=r[6]) for r in cur]
 

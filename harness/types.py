@@ -21,8 +21,9 @@ GRADE_STATUSES: tuple[str, ...] = ("ok", "no_answer", "unparsable", "timeout")
 FinishReason = Literal["stop", "length"]
 FINISH_REASONS: tuple[str, ...] = ("stop", "length")
 
-Method = Literal["maj", "pass", "mean", "truncated", "forced"]
-METHODS: tuple[str, ...] = ("maj", "pass", "mean", "truncated", "forced")
+# "rm": weighted majority vote, each sample's vote weighted by a stored per-sample score (RM@k).
+Method = Literal["maj", "pass", "mean", "truncated", "forced", "rm"]
+METHODS: tuple[str, ...] = ("maj", "pass", "mean", "truncated", "forced", "rm")
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,61 @@ class BudgetPoint:
 
 
 @dataclass(frozen=True)
+class FrontierPoint:
+    """A vertex of the frontier: k samples per problem, each cut at ``cap`` tokens (None: uncapped).
+
+    ``method`` is the curve the point comes from ("maj" uncapped, "truncated" or "forced" capped).
+    ``tokens_per_problem`` is the average cost; accuracy and CI bounds are fractions.
+    """
+
+    method: Method
+    cap: int | None
+    k: int
+    tokens_per_problem: float
+    accuracy: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class FrontierBudget:
+    """The best mix at a budget: per problem, ``low`` with probability 1 - share_high, else ``high``.
+
+    ``reached`` is False (accuracy None, ``note`` says why) when the budget is below the cheapest frontier
+    point or above the dearest; ``low`` == ``high`` when a frontier vertex costs exactly the budget.
+    """
+
+    budget: float
+    reached: bool
+    accuracy: float | None
+    ci_low: float | None
+    ci_high: float | None
+    low: FrontierPoint | None = None
+    high: FrontierPoint | None = None
+    share_high: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class MatchedBudget:
+    """One row of the headline table: a published result with a token count, and this run at those tokens.
+
+    ``curve`` names what the run's accuracy was read from ("maj": the Maj@k budget curve; "frontier": the
+    frontier over caps and k). Accuracies are fractions; None when not reached.
+    """
+
+    baseline: str
+    baseline_tokens: float
+    baseline_accuracy: float
+    accuracy: float | None
+    ci_low: float | None
+    ci_high: float | None
+    reached: bool
+    curve: str = "maj"
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class RunManifest:
     """Everything needed to reproduce a run, stored in the run's SQLite file and copied into every report.
 
@@ -225,6 +281,9 @@ class RunReport:
     ``status_counts`` counts grades by status; ``n_boot``/``ci_seed`` say how the CIs were made.
     ``samples`` is a small browsable selection: dicts with problem_id, sample_index, extracted, vote_key,
     correct, status, output_tokens, finish_reason, text (possibly shortened).
+    ``frontier``: the upper envelope over (cap, k) (empty without a token axis); ``frontier_budgets``: the
+    winning mix at each requested budget; ``matched``: the headline table against published baselines.
+    ``extras``: JSON-ready details of optional analyses (cap sweep with the source's own labels, RM@k).
     """
 
     manifest: RunManifest
@@ -238,3 +297,7 @@ class RunReport:
     ci_seed: int = 0
     interpolation_rule: str = ""
     samples: tuple[Mapping[str, Any], ...] = ()
+    frontier: tuple[FrontierPoint, ...] = ()
+    frontier_budgets: tuple[FrontierBudget, ...] = ()
+    matched: tuple[MatchedBudget, ...] = ()
+    extras: Mapping[str, Any] = field(default_factory=dict, hash=False)

@@ -116,11 +116,13 @@ def test_import_qwen_outputs_grades_all_800(tmp_path):
     assert report["token_note"] and "no token" in report["token_note"]
     point = {(p["method"], p["k"]): p for p in report["points"]}
     assert point[("maj", 8)]["tokens_per_problem"] is None
-    # the source's own labels give mean@8 91.0, maj@8 93.0, pass@8 96.0; ours differ only by the graded rows
-    # listed in the issue note (problem 3's time answer, problem 72 sample 7), so stay within 1.5 points
-    assert point[("mean", 8)]["accuracy"] == pytest.approx(0.910, abs=0.015)
+    # The source's own labels give mean@8 91.0, maj@8 93.0, pass@8 96.0. Where we differ, the source marked right
+    # answers wrong (its gold for problem 3 is truncated to "4:30p..", and "10000" vs "10{,}000" in problem 72:
+    # docs/grading-disagreements.md), so ours may only be higher, by those few rows; maj@8 also credits three
+    # tied votes 1/2 where the source breaks ties by sample order.
+    assert 0 <= point[("mean", 8)]["accuracy"] - 0.910 <= 0.015
+    assert 0 <= point[("pass", 8)]["accuracy"] - 0.960 <= 0.025
     assert point[("maj", 8)]["accuracy"] == pytest.approx(0.930, abs=0.015)
-    assert point[("pass", 8)]["accuracy"] == pytest.approx(0.960, abs=0.015)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,17 +1,16 @@
 """Grade completions against gold answers: extract -> normalise -> compare (in killable workers) -> vote keys.
 
-Within one problem, every sample's final answer is extracted, identical normalised answers are compared to
-the gold once, and verdicts are cached by (normalised answer, normalised gold, answer type) for the life
-of the Grader. Answers are clustered into vote keys by the same equivalence that grades them. Across
-problems, :meth:`Grader.grade_many` keeps every worker busy with a small thread pool.
-
-Work that needs no parsing (empty or over-long answers, identical normalised strings, two plain integers)
-is decided in this process; everything that parses runs in a worker under the deadline.
+Within one problem, every sample's final answer is extracted (a response stopped at max_tokens only counts a
+closed box), each distinct answer is normalised once, and each distinct normalised answer is compared with
+the gold once: in this process when no parsing is needed (:mod:`.fast`), otherwise in a worker, all of a
+problem's checks in one round trip, each under its own deadline. Verdicts are cached by (normalised answer,
+normalised gold, answer type) for the life of the Grader. Answers are clustered into vote keys by the same
+equivalence that grades them. Across problems, :meth:`Grader.grade_many` keeps every worker busy with a small
+thread pool.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -21,41 +20,39 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Self, TypeVar, cast
 
-from harness.grading.equivalence import Verdict, compare
+from harness.grading.equivalence import Verdict, compare_normalised, compare_signed
 from harness.grading.extract import Extraction, extract_answer
-from harness.grading.parse import MAX_ANSWER_CHARS, normalize
+from harness.grading.fast import fast_signature, fast_verdict
+from harness.grading.normalise import normalize
+from harness.grading.parse import MAX_ANSWER_CHARS
 from harness.grading.pool import PoolError, WorkerPool
+from harness.grading.signature import Signature
+from harness.grading.votes import Check, vote_keys
 from harness.types import ANSWER_TYPES, Completion, Grade, GradeStatus, Problem
 
 log = logging.getLogger(__name__)
 
 # Bump whenever a verdict or vote key can change for the same input; it goes into every run manifest and
 # keys the stored grades.
-GRADER_VERSION = "0.1.0"
+GRADER_VERSION = "0.2.0"
 
-# Vote keys: at most this many pairwise checks among one problem's wrong answers (each one is a worker
-# round trip, up to the deadline on hostile input). Answers left over keep their own normalised string.
-MAX_CLUSTER_COMPARISONS = 48
-# Vote keys longer than this are shortened to a prefix plus a hash, so keys stay short and stable.
-MAX_KEY_CHARS = 80
 # The verdict cache is cleared when it holds this many entries (bounded memory on huge runs).
 MAX_CACHE_ENTRIES = 200_000
-_PLAIN_INT = frozenset("0123456789")
 _T = TypeVar("_T")
 
 
-def _short_key(text: str) -> str:
-    """A vote key for a normalised answer: the text itself, or a prefix and a hash when it is long."""
-    if len(text) <= MAX_KEY_CHARS:
-        return text
-    digest = hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:12]
-    return f"{text[:MAX_KEY_CHARS - 14]}~{digest}"
+def _precheck(raw: str) -> Verdict | None:
+    """The verdict on a raw answer that cannot be compared at all (empty, or too long), else None."""
+    if not raw.strip():
+        return Verdict(False, "no_answer", "empty answer")
+    if len(raw) > MAX_ANSWER_CHARS:
+        return Verdict(False, "unparsable", f"answer longer than {MAX_ANSWER_CHARS} characters")
+    return None
 
 
-def _is_plain_int(text: str) -> bool:
-    """True for an optionally signed run of digits (the in-process fast path of integer answers)."""
-    body = text[1:] if text[:1] in "+-" else text
-    return bool(body) and len(body) < 50 and set(body) <= _PLAIN_INT
+def _norm(raw: str) -> str:
+    """The dedupe key of a raw answer: its normalised text (over-long answers stay raw, never normalised)."""
+    return normalize(raw) if len(raw) <= MAX_ANSWER_CHARS else raw
 
 
 class Grader:
@@ -80,10 +77,9 @@ class Grader:
         self.progress = progress
         self._pool: WorkerPool | None = None
         self._pool_lock = threading.Lock()
-        self._cache: dict[tuple[str, str, str], Verdict] = {}
+        self._cache: dict[Check, Verdict] = {}
+        self._signatures: dict[str, Signature | None] = {}
         self._closed = False
-
-    # -- comparisons ------------------------------------------------------------------------------------
 
     def _get_pool(self) -> WorkerPool:
         """The worker pool, started on first use."""
@@ -94,52 +90,81 @@ class Grader:
                 self._pool = WorkerPool(self.workers, self.deadline_s, self.memory_mb)
             return self._pool
 
-    def _fast_verdict(self, p: str, g: str, answer_type: str) -> Verdict | None:
-        """A verdict decided without parsing, or None when the answer needs a worker."""
-        if not p or not g:
-            return None  # the worker's compare() explains what is missing
-        if answer_type == "integer":
-            if _is_plain_int(p) and _is_plain_int(g):
-                same = int(p) == int(g)
-                return Verdict(same, "ok", "same integer" if same else "different integer")
-            return None
-        if p == g:
-            return Verdict(True, "ok", "identical after normalisation")
-        return None
+    # -- comparisons ------------------------------------------------------------------------------------
 
-    def _verdict(self, pred: str, gold: str, answer_type: str) -> Verdict:
-        """Cached comparison of one raw answer with one raw gold answer."""
-        if not pred.strip():
-            return Verdict(False, "no_answer", "empty answer")
-        if len(pred) > MAX_ANSWER_CHARS:
-            return Verdict(False, "unparsable", f"answer longer than {MAX_ANSWER_CHARS} characters")
-        p, g = normalize(pred), normalize(gold)
-        key = (p, g, answer_type)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        verdict = self._fast_verdict(p, g, answer_type)
-        if verdict is None:
-            try:
-                verdict = self._get_pool().run(compare, pred, gold, answer_type)
-            except PoolError as err:
-                if err.kind == "error":  # an exception inside the checker: a grader bug worth a report
-                    log.warning("checker error on answer %.80r vs gold %.80r: %s", pred, gold, err)
-                status = "unparsable" if err.kind == "error" else "timeout"
-                verdict = Verdict(False, status, str(err)[:120])
+    def _resolve(self, checks: Sequence[Check], signed: bool = False) -> list[Verdict]:
+        """Verdicts for normalised (answer, gold, type) checks: from the cache, in-process, or in one worker
+        round trip for all the rest. Returns them in order. With ``signed`` (checks against the gold), the
+        answers' signatures are kept for the vote keys."""
+        verdicts: list[Verdict | None] = []
+        todo: list[int] = []
+        for i, check in enumerate(checks):
+            verdict = self._cache.get(check)
+            if verdict is None:
+                verdict = fast_verdict(*check)
+                if verdict is not None:
+                    self._remember(check, verdict)
+                    if signed:
+                        self._signatures[check[0]] = fast_signature(check[0])
+            verdicts.append(verdict)
+            if verdict is None:
+                todo.append(i)
+        if todo:
+            func = compare_signed if signed else compare_normalised
+            results = self._get_pool().run_many(func, [checks[i] for i in todo])
+            for i, result in zip(todo, results):
+                if signed and not isinstance(result, PoolError):
+                    result, self._signatures[checks[i][0]] = result
+                verdicts[i] = self._from_worker(checks[i], result)
+        return cast(list[Verdict], verdicts)
+
+    def _from_worker(self, check: Check, result: object) -> Verdict:
+        """A worker's result (a Verdict or a PoolError) as a Verdict, cached."""
+        if isinstance(result, PoolError):
+            if result.kind == "error":  # an exception inside the checker: a grader bug worth a report
+                log.warning("checker error on answer %.80r vs gold %.80r: %s", check[0], check[1], result)
+            status = "unparsable" if result.kind == "error" else "timeout"
+            verdict = Verdict(False, status, str(result)[:120])
+        else:
+            verdict = cast(Verdict, result)
+        self._remember(check, verdict)
+        return verdict
+
+    def _remember(self, check: Check, verdict: Verdict) -> None:
+        """Cache a verdict (timeouts too: a hostile answer costs its deadline once, not once per sample)."""
         if len(self._cache) >= MAX_CACHE_ENTRIES:
             self._cache.clear()
-        self._cache[key] = verdict
-        return verdict
+            self._signatures.clear()
+        self._cache[check] = verdict
 
     def check(self, pred: str, gold: str, answer_type: str = "math") -> Verdict:
         """Compare a bare answer with a gold answer (no extraction). ``answer_type``: integer, math or text.
 
         Returns a Verdict; raises ValueError on an unknown answer type.
         """
-        if answer_type not in ANSWER_TYPES:
-            raise ValueError(f"answer_type must be one of {ANSWER_TYPES}, got {answer_type!r}")
-        return self._verdict(pred, gold, answer_type)
+        return self.check_many([(pred, gold, answer_type)])[0]
+
+    def check_many(self, pairs: Sequence[tuple[str, str, str]]) -> list[Verdict]:
+        """:meth:`check` for many (answer, gold, answer type) triples, in parallel across the workers.
+
+        Returns Verdicts in order. Raises ValueError on an unknown answer type.
+        """
+        for _, _, answer_type in pairs:
+            if answer_type not in ANSWER_TYPES:
+                raise ValueError(f"answer_type must be one of {ANSWER_TYPES}, got {answer_type!r}")
+        out: list[Verdict | None] = [_precheck(pred) for pred, _, _ in pairs]
+        checks = {(_norm(p), normalize(g), t): None for (p, g, t), v in zip(pairs, out) if v is None}
+        unique = list(checks)
+        chunk = max(1, min(64, -(-len(unique) // (2 * self.workers))))
+        parts = [unique[i:i + chunk] for i in range(0, len(unique), chunk)]
+        resolved: dict[Check, Verdict] = {}
+        if len(parts) == 1:  # one chunk (a single check): no thread pool needed
+            resolved.update(zip(parts[0], self._resolve(parts[0])))
+        elif parts:
+            with ThreadPoolExecutor(max_workers=min(len(parts), 2 * self.workers)) as executor:
+                for part, verdicts in zip(parts, executor.map(self._resolve, parts)):
+                    resolved.update(zip(part, verdicts))
+        return [v if v is not None else resolved[(_norm(p), normalize(g), t)] for (p, g, t), v in zip(pairs, out)]
 
     # -- grading ----------------------------------------------------------------------------------------
 
@@ -151,25 +176,22 @@ class Grader:
         for c in completions:
             if c.problem_id != problem.id:
                 raise ValueError(f"completion of problem {c.problem_id!r} passed to grade() for {problem.id!r}")
-        extractions = [extract_answer(c.text) for c in completions]
-        norms = [self._norm(ex.answer) for ex in extractions]
-        verdicts: dict[str, Verdict] = {}
+        extractions = [extract_answer(c.text, truncated=None if c.finish_reason is None else c.finish_reason == "length")
+                       for c in completions]
+        norm_of = {raw: _norm(raw) for raw in dict.fromkeys(ex.answer for ex in extractions) if raw is not None}
+        gold = normalize(problem.answer)
         raw_of: dict[str, str] = {}
-        for ex, norm in zip(extractions, norms):
-            if ex.answer is not None and norm is not None and norm not in verdicts:
-                raw_of[norm] = ex.answer
-                verdicts[norm] = self._verdict(ex.answer, problem.answer, problem.answer_type)
-        keys = self._vote_keys(problem, verdicts, raw_of)
-        return [self._grade_one(c, ex, norm, verdicts, keys) for c, ex, norm in zip(completions, extractions, norms)]
+        for raw, norm in norm_of.items():
+            raw_of.setdefault(norm, raw)
+        verdicts = {norm: v for norm, raw in raw_of.items() if (v := _precheck(raw)) is not None}
+        todo = [norm for norm in raw_of if norm not in verdicts]
+        verdicts.update(zip(todo, self._resolve([(n, gold, problem.answer_type) for n in todo], signed=True)))
+        keys = vote_keys(gold, problem.answer_type, verdicts, self._resolve, self._signatures.get)
+        return [self._grade_one(c, ex, norm_of.get(ex.answer) if ex.answer is not None else None, verdicts, keys)
+                for c, ex in zip(completions, extractions)]
 
     @staticmethod
-    def _norm(answer: str | None) -> str | None:
-        """The dedupe key of an extracted answer: its normalised text (over-long answers stay raw)."""
-        if answer is None:
-            return None
-        return normalize(answer) if len(answer) <= MAX_ANSWER_CHARS else answer
-
-    def _grade_one(self, c: Completion, ex: Extraction, norm: str | None, verdicts: Mapping[str, Verdict],
+    def _grade_one(c: Completion, ex: Extraction, norm: str | None, verdicts: Mapping[str, Verdict],
                    keys: Mapping[str, str]) -> Grade:
         """The Grade of one completion from its extraction and the problem's verdicts and keys."""
         if ex.answer is None or norm is None:
@@ -180,38 +202,6 @@ class Grader:
         status = cast(GradeStatus, v.status)
         return Grade(c.problem_id, c.sample_index, ex.answer, keys.get(norm), v.equal and status == "ok", status,
                      v.reason)
-
-    def _vote_keys(self, problem: Problem, verdicts: Mapping[str, Verdict], raw_of: Mapping[str, str]) -> dict[str, str]:
-        """Cluster one problem's distinct normalised answers into vote keys.
-
-        Answers equal to the gold share the key "normalised gold". Other parsed answers join the first
-        earlier cluster they are equivalent to (checked against each cluster's first answer, at most
-        MAX_CLUSTER_COMPARISONS checks per problem), else start their own cluster keyed by their normalised
-        text. Policy: unparsable and timed-out answers still vote, each under its own normalised string (so
-        eight identical unparsable answers can outvote a scattered correct one, as a human reading the
-        samples would count them); they are never compared with others.
-        """
-        gold_key = _short_key(normalize(problem.answer))
-        keys: dict[str, str] = {}
-        reps: list[str] = []
-        budget = MAX_CLUSTER_COMPARISONS
-        for norm, v in verdicts.items():
-            if v.status == "ok" and v.equal:
-                keys[norm] = gold_key
-                continue
-            if v.status == "ok":
-                for rep in reps:
-                    if budget <= 0:
-                        break
-                    budget -= 1
-                    pair = self._verdict(raw_of[norm], raw_of[rep], problem.answer_type)
-                    if pair.status == "ok" and pair.equal:
-                        keys[norm] = keys[rep]
-                        break
-                else:
-                    reps.append(norm)
-            keys.setdefault(norm, _short_key(norm))
-        return keys
 
     def grade_many(self, problems: Mapping[str, Problem], completions: Sequence[Completion]) -> list[Grade]:
         """Grade completions of many problems in parallel; returns Grades in the order of ``completions``.

@@ -7,8 +7,9 @@ SIGKILLs the worker and starts a fresh one. Workers are reused across checks and
 themselves. Processes come from the "forkserver" context (safe with threads, unlike "fork"), with the
 grading modules preloaded so that a replacement is ready in milliseconds.
 
-The API is blocking and thread-safe: any number of threads may call :meth:`WorkerPool.run` at once (each
-call holds one worker); async code can use ``asyncio.to_thread(pool.run, ...)``.
+The API is blocking and thread-safe: any number of threads may call :meth:`WorkerPool.run` (one call) or
+:meth:`WorkerPool.run_many` (a list of calls in one round trip, each still under its own deadline) at once;
+each call holds one worker. Async code can use ``asyncio.to_thread(pool.run, ...)``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Self
@@ -73,19 +74,25 @@ def _worker_main(conn: Connection, memory_mb: int) -> None:
             return
         if message is None:
             return
-        func, args = message
-        try:
-            reply: tuple[str, Any] = ("ok", func(*args))
-        except MemoryError:
-            reply = ("memory", "memory limit exceeded")
-        except RecursionError:
-            reply = ("error", "RecursionError: nested too deeply")
-        except Exception as err:  # noqa: BLE001 - report, never die: the worker is reused
-            reply = ("error", f"{type(err).__name__}: {str(err)[:200]}")
-        try:
-            conn.send(reply)
-        except MemoryError:
-            conn.send(("memory", "memory limit exceeded"))
+        func, arg_list = message
+        for args in arg_list:  # one reply per call, as soon as it is ready: the parent times each one
+            _reply(conn, func, args)
+
+
+def _reply(conn: Connection, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """Run one call and send ("ok", result) or (kind, message) back."""
+    try:
+        reply: tuple[str, Any] = ("ok", func(*args))
+    except MemoryError:
+        reply = ("memory", "memory limit exceeded")
+    except RecursionError:
+        reply = ("error", "RecursionError: nested too deeply")
+    except Exception as err:  # noqa: BLE001 - report, never die: the worker is reused
+        reply = ("error", f"{type(err).__name__}: {str(err)[:200]}")
+    try:
+        conn.send(reply)
+    except MemoryError:
+        conn.send(("memory", "memory limit exceeded"))
 
 
 @dataclass
@@ -205,30 +212,51 @@ class WorkerPool:
         ``deadline_s`` overrides the pool's default. Raises PoolError (kind "timeout", "died", "memory" or
         "error") when no result comes back; on "timeout" and "died" the worker is replaced.
         """
+        result = self.run_many(func, [args], deadline_s=deadline_s)[0]
+        if isinstance(result, PoolError):
+            raise result
+        return result
+
+    def run_many(self, func: Callable[..., Any], arg_list: Sequence[tuple[Any, ...]],
+                 deadline_s: float | None = None) -> list[Any]:
+        """Run ``func(*args)`` for each ``args`` of ``arg_list`` in one worker, one after the other, each under
+        its own deadline; returns the results in order, with a PoolError in place of each call that produced
+        none. One round trip for the whole list; after a kill the rest continue on the replacement worker.
+        """
         if self._closed:
             raise RuntimeError("WorkerPool is closed; create a new one")
         deadline = self.deadline_s if deadline_s is None else deadline_s
+        results: list[Any] = []
         worker = self._idle.get()
         try:
-            worker.wait_ready()
-            worker.conn.send((func, args))
-            if not worker.conn.poll(deadline):
-                worker = self._replace(worker)
-                raise PoolError("timeout", f"no result within {deadline:g} s; worker killed")
-            kind, value = worker.conn.recv()
-        except (EOFError, OSError, BrokenPipeError) as err:
-            code = worker.process.exitcode
-            worker = self._replace(worker)
-            raise PoolError("died", f"worker died (exit code {code}); memory limit?") from err
-        except PoolError as err:
-            if err.kind == "died":
-                worker = self._replace(worker)
-            raise
+            while len(results) < len(arg_list):
+                worker, outcome = self._stream(worker, func, arg_list[len(results):], deadline, results)
+                if outcome is not None:
+                    results.append(outcome)
         finally:
             self._idle.put(worker)
-        if kind != "ok":
-            raise PoolError(kind, str(value))
-        return value
+        return results
+
+    def _stream(self, worker: _Worker, func: Callable[..., Any], arg_list: Sequence[tuple[Any, ...]],
+                deadline: float, results: list[Any]) -> tuple[_Worker, PoolError | None]:
+        """Send ``arg_list`` to ``worker`` and append its replies to ``results`` until all came back (returns
+        (worker, None)) or one did not: then the worker is replaced and (new worker, the PoolError) returned."""
+        try:
+            worker.wait_ready()
+            worker.conn.send((func, list(arg_list)))
+            for _ in arg_list:
+                if not worker.conn.poll(deadline):
+                    return self._replace(worker), PoolError("timeout", f"no result within {deadline:g} s; worker killed")
+                kind, value = worker.conn.recv()
+                results.append(value if kind == "ok" else PoolError(kind, str(value)))
+        except (EOFError, OSError) as err:
+            code = worker.process.exitcode
+            error = PoolError("died", f"worker died (exit code {code}); memory limit?")
+            error.__cause__ = err
+            return self._replace(worker), error
+        except PoolError as err:  # the worker failed to start
+            return self._replace(worker), err
+        return worker, None
 
     def close(self) -> None:
         """Stop all workers. Call it when no run() is in flight; later run() calls raise RuntimeError."""

@@ -341,6 +341,40 @@ class TransformersSampler:
             token_ids=tuple(kept),
         )
 
+    # --- budget forcing (harness.forcing.PrefixEngine) ---------------------------------------------------
+
+    def prompt_token_ids(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        """The token ids ``sample`` feeds the model for this chat (template applied, generation prompt added)."""
+        if self._model is None:
+            raise SamplerError("the transformers sampler is closed")
+        text = self._tokenizer.apply_chat_template([dict(m) for m in messages], add_generation_prompt=True,
+                                                   tokenize=False)
+        ids: list[int] = self._tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of plain ``text`` (no special tokens added)."""
+        ids: list[int] = self._tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def continue_token_ids(self, rows: Sequence[tuple[str, int, int, Sequence[int]]],
+                           spec: SamplingSpec) -> Iterator[Completion]:
+        """Continue raw token sequences: rows of (problem id, sample index, seed, input ids), no template added.
+
+        Yields one Completion per row, in row order, holding only the newly generated tokens (counted like any
+        sample's). Raises SamplerError when closed or when an input plus max_tokens exceeds the context.
+        """
+        if self._model is None:
+            raise SamplerError("the transformers sampler is closed")
+        limit = self._max_context()
+        batch_rows = [(pid, index, seed, list(ids)) for pid, index, seed, ids in rows]
+        for pid, index, _, ids in batch_rows:
+            if limit is not None and len(ids) + spec.max_tokens > limit:
+                raise SamplerError(f"problem {pid} sample {index}: input ({len(ids)} tokens) + max_tokens "
+                                   f"({spec.max_tokens}) exceeds the model's context ({limit})")
+        for start in range(0, len(batch_rows), self._batch_size):
+            yield from self._generate(batch_rows[start : start + self._batch_size], spec)
+
     def close(self) -> None:
         """Drop the model (and free GPU memory); later calls to sample raise SamplerError."""
         if self._model is None:

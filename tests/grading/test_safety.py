@@ -4,21 +4,43 @@ string-parsing entry points of sympy are never reached; the grading source calls
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import harness.grading
+from harness.cli import cli
 from harness.grading import Grader
 from harness.grading.equivalence import compare
 from harness.types import Completion, Problem
 
 
+def _chr_string(text: str) -> str:
+    """``text`` as a quote-free Python expression: chr(116)+chr(111)+..."""
+    return "+".join(f"chr({ord(c)})" for c in text)
+
+
 def _payloads(marker: Path) -> list[str]:
     py = f"__import__('os').system('touch {marker}')"
     open_py = f"open('{marker}', 'w').write('x')"
+    # Quote-free: strings built from chr(), attribute walks to reach os without naming a module in quotes.
+    bare = f"__import__({_chr_string('os')}).system({_chr_string(f'touch {marker}')})"
+    walk = ("().__class__.__base__.__subclasses__()[0].__init__.__globals__['sys'].modules['os']"
+            f".system({_chr_string(f'touch {marker}')})")
     return [
+        bare,
+        walk,
+        f"sqrt({bare})",  # the Python-style route
+        f"7*sin({py})+1",
+        f"({bare})**2",
+        f"\\text{{{bare}}}",
+        f"x \\in \\{{{bare}\\}}",
+        f"{bare} \\leq x",
         py,
         open_py,
         f"\\text{{{py}}}",
@@ -46,6 +68,31 @@ def grader() -> Iterator[Grader]:
         yield g
 
 
+def test_the_payloads_are_live(tmp_path: Path) -> None:
+    """The test can fail: evaluated as Python, the payloads do create the marker."""
+    marker = tmp_path / "live"
+    for payload in _payloads(marker)[:1] + [f"__import__('os').system('touch {marker}')"]:
+        marker.unlink(missing_ok=True)
+        subprocess.run([sys.executable, "-c", f"eval({payload!r})"], check=False, capture_output=True)
+        assert marker.exists(), payload
+
+
+def test_payloads_through_the_check_command(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    payloads = _payloads(marker)
+    cases = tmp_path / "cases.jsonl"
+    rows = [{"pred": p, "gold": "5"} for p in payloads]
+    rows += [{"pred": f"so \\boxed{{{p}}}.", "gold": p, "pred_kind": "full_response"} for p in payloads]
+    cases.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(cli, ["check", "--cases", str(cases), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text(encoding="utf-8").splitlines()) == len(rows)
+    single = CliRunner().invoke(cli, ["check", payloads[0], payloads[2]])
+    assert single.exit_code == 1 and "normalised" in single.output
+    assert not marker.exists()
+
+
 def test_payloads_in_process(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     for payload in _payloads(marker):
@@ -65,9 +112,16 @@ def test_payloads_in_workers_and_full_responses(grader: Grader, tmp_path: Path) 
         grader.check(payload, "5", "integer")
     problem = Problem("evil", "t", "q", "(1, 2)")
     texts = [f"\\boxed{{{p}}}" for p in payloads]
-    texts += ["\\boxed{1} \\boxed{" + payloads[0] + "} \\boxed{(1, 2)}", "The final answer is " + payloads[1] + "."]
+    texts += [
+        "\\boxed{1} then, as a check, \\boxed{" + payloads[0] + "} and finally \\boxed{(1, 2)}",  # last box
+        "\\boxed{" + payloads[0] + "}, \\boxed{" + payloads[2] + "}",  # a run of boxes: a list answer
+        "The final answer is " + payloads[1] + ".",
+        "So the result is $" + payloads[3] + "$.",  # the final-sentence fallback
+        "$" + payloads[4] + "$",  # math only
+    ]
     grades = grader.grade(problem, [Completion("evil", i, None, t, None, None) for i, t in enumerate(texts)])
-    assert grades[-2].correct and not any(g.correct for g in grades[:-2])
+    n = len(payloads)
+    assert grades[n].correct and not any(g.correct for i, g in enumerate(grades) if i != n)
     assert not marker.exists()
 
 
@@ -93,6 +147,8 @@ def test_sympy_string_parsing_is_never_reached(tmp_path: Path, monkeypatch: pyte
         "0.5", "1,000", "12,345.6", "1.5E3", "3.14", "\\frac{1}{2}", "2^{10}", "x^2+2x+1", "(1,2)", "[0.5, 1)",
         "\\{1, 2\\}", "10\\%", "1 \\pm \\sqrt{3}", "\\begin{pmatrix} 0.5 \\\\ 1 \\end{pmatrix}", "x \\geq 2.5",
         "\\sin(30^\\circ)", "1e5", "00012", "1{,}000", "918\\frac{1}{2}",
+        "sqrt(2)/2", "7*sin(pi*x/5)+1", "x**2 + 1e3", "4:30 p.m.", "p=5,q=2;p=7,q=2", "0.\\overline{3}", "x'",
+        "1 \\leq |z| \\leq 2", "no solution", "\\begin{pmatrix}1\\\\2\\end{pmatrix} + \\begin{pmatrix}1\\\\2\\end{pmatrix}",
     ]
     for answer in answers:
         for gold in ("0.5", "x^2 + 2x + 1", "(1, 2)"):
@@ -123,5 +179,5 @@ def test_grading_source_has_no_string_evaluation() -> None:
         found = _calls_in(path) & forbidden
         assert not found, f"{path.name} calls {found}"
         checked += 1
-    assert checked == 6
-    assert "sympy.N" in _calls_in(Path(harness.grading.__file__).parent / "equivalence.py")  # the scan sees calls
+    assert checked >= 15
+    assert "sympy.N" in _calls_in(Path(harness.grading.__file__).parent / "values.py")  # the scan sees calls
