@@ -78,10 +78,12 @@ def check_request(req: RunRequest) -> None:
 
 def build_manifest(req: RunRequest, bench: benchmarks.Benchmark, problems: Sequence[Problem],
                    template: prompts.PromptTemplate, engine_settings: Mapping[str, Any]) -> RunManifest:
-    """The manifest of a run about to sample."""
+    """The manifest of a run about to sample (``model_revision``: ``provenance.model_fingerprint``)."""
     commit, dirty = provenance.git_state()
+    revision = engine_settings.get("revision") or req.backend_options.get("revision")
     return RunManifest(
         model=req.model, backend=req.backend, sampling=req.spec, samples_per_problem=req.samples,
+        model_revision=provenance.model_fingerprint(req.model, None if revision is None else str(revision)),
         benchmark=bench.name, benchmark_version=bench.version, benchmark_hash=bench.sha256,
         prompt_name=template.name, prompt_version=template.version, prompt_template=template.text,
         prompt_hash=template.sha256, grader_version=GRADER_VERSION, engine_settings=dict(engine_settings),
@@ -97,6 +99,13 @@ def _check_resume(old: RunManifest, new: RunManifest, run_dir: Path) -> None:
             raise RunError(
                 f"{run_dir}: cannot resume: {name} was {getattr(old, name)!r}, now {getattr(new, name)!r}; "
                 "use the original settings or a new --out")
+    # Only two recorded identities can disagree: runs made before fingerprints were recorded have none, and
+    # "unpinned" says nothing about which weights a hub name gave.
+    pinned = [r for r in (old.model_revision, new.model_revision) if r and r != provenance.UNPINNED]
+    if len(pinned) == 2 and pinned[0] != pinned[1]:
+        raise RunError(
+            f"{run_dir}: cannot resume: the model changed (model_revision was {old.model_revision!r}, now "
+            f"{new.model_revision!r}); resume with the same model files (or pin -o revision=...) or use a new --out")
 
 
 def missing_requests(problems: Sequence[Problem], existing: Mapping[str, set[int]], samples: int,
@@ -135,12 +144,43 @@ def store_stream(store: RunStore, stream: Iterator[Completion], *, commit_every:
     return added
 
 
+def _resume_store(req: RunRequest, manifest: RunManifest, problems: Sequence[Problem],
+                  subset_info: Mapping[str, Any] | None) -> tuple[RunStore, RunManifest]:
+    """Open the existing run in ``req.out`` and check that ``manifest`` may continue it (closing it if not).
+
+    Returns the open store and the manifest to store (first start time kept, samples_per_problem the larger).
+    """
+    store = RunStore.open(req.out)
+    try:
+        old = store.manifest()
+        _check_resume(old, manifest, req.out)
+        # A subset run extended with other problems would silently stop being the subset the gate compares.
+        if store.info("subset") != subset_info:
+            raise RunError(f"{req.out}: cannot resume: the run has {subset.describe_dict(store.info('subset'))},"
+                           f" the command asks for {subset.describe_dict(subset_info)}; repeat the original"
+                           " --subset/--subset-seed or use a new --out")
+    except BaseException:
+        store.close()
+        raise
+    return store, replace(manifest, samples_per_problem=max(req.samples, old.samples_per_problem),
+                          started_at=old.started_at,
+                          notes=old.notes + (f"resumed {provenance.now()}: {req.command}",))
+
+
+def _remove_empty_run(path: Path) -> None:
+    """Delete a run store this command created and that holds no sample, so the same command can be repeated
+    without --resume after a setup error (nothing finished is lost: there is nothing)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def run_sampling(req: RunRequest, factory: SamplerFactory, *, progress: bool = True) -> RunSummary:
     """Sample every missing (problem, sample index) of the run into ``req.out``.
 
     ``factory(backend, **options)`` makes the sampler (``harness.samplers.registry.make_sampler`` in the CLI; a
-    fake in unit tests). Raises RunError/StoreError/BenchmarkError/PromptError on bad input, SamplerError when
-    the engine fails; completions finished before a failure stay stored.
+    fake in unit tests). A resume is checked against the stored run before the engine is started (loading a
+    large model takes minutes). Raises RunError/StoreError/BenchmarkError/PromptError on bad input,
+    SamplerError when the engine fails; completions finished before a failure stay stored.
     """
     check_request(req)
     bench = benchmarks.load_benchmark(req.bench)
@@ -152,38 +192,42 @@ def run_sampling(req: RunRequest, factory: SamplerFactory, *, progress: bool = T
     subset_info = None if drawn is None else drawn.to_dict()
     template = prompts.load_prompt(req.prompt)
     store_path = req.out / "run.sqlite"
-    if store_path.exists() and not req.resume:
+    resuming = store_path.exists()
+    if resuming and not req.resume:
         raise RunError(f"{req.out} already holds a run; pass --resume to continue or extend it, or choose another --out")
+    manifest = build_manifest(req, bench, problems, template, {})
+    if drawn is not None:
+        manifest = replace(manifest, notes=(drawn.describe(),))
+    if resuming:  # fail fast, before the engine starts
+        store, manifest = _resume_store(req, manifest, problems, subset_info)
+        store.close()
     sampler = factory(req.backend, model=req.model, **req.backend_options)
+    created = False
     try:
-        manifest = build_manifest(req, bench, problems, template, sampler.engine_settings())
-        if drawn is not None:
-            manifest = replace(manifest, notes=(drawn.describe(),))
-        if store_path.exists():
-            store = RunStore.open(req.out)
-            old = store.manifest()
-            _check_resume(old, manifest, req.out)
-            # A subset run extended with other problems would silently stop being the subset the gate compares.
-            if store.info("subset") != subset_info:
-                raise RunError(f"{req.out}: cannot resume: the run has {subset.describe_dict(store.info('subset'))},"
-                               f" the command asks for {subset.describe_dict(subset_info)}; repeat the original"
-                               " --subset/--subset-seed or use a new --out")
+        manifest = replace(manifest, engine_settings=dict(sampler.engine_settings()))
+        if resuming:
+            store, manifest = _resume_store(req, manifest, problems, subset_info)
             store.add_problems(problems)
-            every = store.problems()
-            manifest = replace(manifest, samples_per_problem=max(req.samples, old.samples_per_problem),
-                               problem_ids_hash=benchmarks.ids_hash(every), started_at=old.started_at,
-                               notes=old.notes + (f"resumed {provenance.now()}: {req.command}",))
-            store.write_manifest(manifest)
+            store.write_manifest(replace(manifest, problem_ids_hash=benchmarks.ids_hash(store.problems())))
         else:
             store = RunStore.create(req.out, manifest, problems)
+            created = True
             store.set_info("subset", subset_info)
         with store:
             requests = missing_requests(problems, store.existing_indices(), req.samples, template)
             wanted = sum(len(r.sample_indices) for r in requests)
             log.info("%d samples to draw for %d problems", wanted, len(requests))
-            with _progress(wanted, progress) as bar:
-                added = store_stream(store, sampler.sample(requests, req.spec), commit_every=req.commit_every, bar=bar)
+            try:
+                with _progress(wanted, progress) as bar:
+                    added = store_stream(store, sampler.sample(requests, req.spec), commit_every=req.commit_every,
+                                         bar=bar)
+            except BaseException:
+                created = created and store.count_completions() == 0
+                raise
+            created = False
             store.write_manifest(replace(store.manifest(), finished_at=provenance.now()))
             return RunSummary(req.out, wanted, added, store.count_completions())
     finally:
         sampler.close()
+        if created:
+            _remove_empty_run(store_path)

@@ -49,7 +49,7 @@ def test_deepscaler_2048_cap_regresses_against_8192_at_one_sample(tmp_path: Path
     assert result.exit_code == 1, result.output
     assert data is not None and data["passed"] is False and data["status"] == "fail"
     (row,) = data["budgets"]
-    # graded with grader 0.1.0: 9 of 30 right at 8192 tokens, 1 of 30 at 2048, and no problem right only at 2048
+    # graded with the committed grader: 9 of 30 right at 8192 tokens, 1 of 30 at 2048, and no problem right only at 2048
     assert (row["k"], row["baseline"], row["candidate"]) == (1, pytest.approx(9 / 30), pytest.approx(1 / 30))
     assert row["delta"] == pytest.approx(-8 / 30) and row["ci_high"] < 0 and row["verdict"] == "fail"
     assert "FAIL (exit 1)" in result.output and "-26.7 [" in result.output
@@ -78,7 +78,7 @@ def test_few_aime_problems_cannot_see_a_small_drop(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("field, value, text, name", [
     ("benchmark_version", "aime24-v2", "benchmark differs: baseline aime24 aime24-v1", "benchmark"),
-    ("grader_version", "9.9.9", "grader version differs: baseline 0.1.0, candidate 9.9.9", "grader"),
+    ("grader_version", "9.9.9", f"grader version differs: baseline {GRADER_VERSION}, candidate 9.9.9", "grader"),
 ])
 def test_mismatched_versions_exit_2_with_one_line(tmp_path: Path, field: str, value: str, text: str,
                                                   name: str) -> None:

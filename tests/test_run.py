@@ -74,3 +74,19 @@ def test_existing_run_needs_resume_and_same_conditions(tmp_path):
 def test_greedy_with_many_samples_is_refused(tmp_path):
     with pytest.raises(RunError, match="temperature 0 is greedy"):
         run_sampling(_req(tmp_path, spec=SamplingSpec(max_tokens=8, temperature=0.0)), fake_factory(), progress=False)
+
+
+def test_resume_mismatch_is_refused_before_the_engine_starts(tmp_path):
+    run_sampling(_req(tmp_path), fake_factory(), progress=False)
+    factory = fake_factory()
+    with pytest.raises(RunError, match="cannot resume: model"):
+        run_sampling(_req(tmp_path, resume=True, model="other"), factory, progress=False)
+    assert factory.made == []  # loading a large model takes minutes: refuse first
+
+
+def test_a_run_that_fails_before_any_sample_leaves_no_store(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        run_sampling(_req(tmp_path), fake_factory(fail_after=0), progress=False)
+    assert not (tmp_path / "run" / "run.sqlite").exists()
+    # so the same command can simply be repeated, without --resume
+    assert run_sampling(_req(tmp_path), fake_factory(), progress=False).total == 12
