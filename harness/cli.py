@@ -292,6 +292,7 @@ def check_cmd(pred: str | None, gold: str | None, answer_type: str, cases: Path 
 
 
 def _register_groups() -> None:
+    from harness.card_cli import card
     from harness.gate_cli import gate, gate_input
     from harness.scaling_cli import force
     from harness.transparency_cli import transparency
@@ -300,6 +301,7 @@ def _register_groups() -> None:
     cli.add_command(force)
     cli.add_command(gate)
     cli.add_command(gate_input)
+    cli.add_command(card)
 
 
 _register_groups()

@@ -206,7 +206,8 @@ def _generate(store: RunStore, engine: PrefixEngine, rows: list[tuple[str, int, 
 
 def capped_set(store: RunStore, cap: int) -> list[Completion]:
     """The samples as they stand at ``cap`` with forcing: a sample that finished within the cap as it is, a cut
-    one as its forcing text plus continuation (or an empty text, no answer, when it has none)."""
+    one as its forcing text plus continuation with the continuation's finish reason (or an empty text, no
+    answer, when it has none)."""
     forced = {(f.completion.problem_id, f.completion.sample_index): f for f in store.forced(cap)}
     out = []
     for c in store.completions():
@@ -214,8 +215,13 @@ def capped_set(store: RunStore, cap: int) -> list[Completion]:
             out.append(c)
             continue
         f = forced.get((c.problem_id, c.sample_index))
-        text = "" if f is None else forced_text(f.prompt_name, f.completion.text)
-        out.append(replace(c, text=text))
+        if f is None:
+            out.append(replace(c, text="", finish_reason="length"))  # cut at the cap and never forced
+            continue
+        # The graded text ends where the continuation ended, so its finish reason is the continuation's: the
+        # grader reads only a closed box from a "length" text, and more from one that stopped on its own.
+        out.append(replace(c, text=forced_text(f.prompt_name, f.completion.text),
+                           finish_reason=f.completion.finish_reason))
     return out
 
 

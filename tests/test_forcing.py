@@ -141,3 +141,33 @@ def test_imported_runs_cannot_be_forced(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "was imported" in result.output
     bad = _invoke("force", str(out), "--caps", "4k,x", "--no-progress")
     assert bad.exit_code != 0 and "--caps" in bad.output
+
+
+def test_a_forced_answer_is_graded_with_the_continuations_finish_reason(tmp_path: Path) -> None:
+    # The grader reads only a closed box from a "length" text, and a later "final answer is" phrase from a text
+    # that stopped on its own; so the same continuation grades differently by its own finish reason, whatever
+    # the cut sample's was (a sample cut at the cap may have ended "stop" later, or "length").
+    from harness.forcing import capped_set, grade_capped
+    from harness.grading import Grader
+    from harness.store import ForcedAnswer, RunStore
+    from harness.types import Completion, Problem, RunManifest, SamplingSpec
+
+    manifest = RunManifest(model="m", backend="transformers", sampling=SamplingSpec(max_tokens=40),
+                           samples_per_problem=4, benchmark="b", benchmark_version="v", benchmark_hash="h",
+                           prompt_name="p", prompt_version="1", prompt_template="t", prompt_hash="ph",
+                           grader_version="g")
+    cont = "204}$\n\nThe final answer is 7."
+    with RunStore.create(tmp_path / "run", manifest, [Problem("p", "b", "q", "7")]) as store:
+        store.add_completions([Completion("p", 0, 1, "long, ended later", 30, "stop"),
+                               Completion("p", 1, 2, "cut by max_tokens", 40, "length"),
+                               Completion("p", 2, 3, "cut, never forced", 40, "length"),
+                               Completion("p", 3, 4, "The answer is $7$.", 5, "stop")])
+        store.add_forced([ForcedAnswer(10, 10, "boxed-v1", Completion("p", 0, 5, cont, 8, "length")),
+                          ForcedAnswer(10, 10, "boxed-v1", Completion("p", 1, 6, cont, 8, "stop"))])
+        rows = capped_set(store, 10)
+        assert [(c.text, c.finish_reason) for c in rows] == [
+            (forced_text("boxed-v1", cont), "length"), (forced_text("boxed-v1", cont), "stop"), ("", "length"),
+            ("The answer is $7$.", "stop")]
+        with Grader(workers=1) as grader:
+            grades = grade_capped(store, 10, grader)
+    assert [(g.extracted, g.correct) for g in grades] == [("204", False), ("7", True), (None, False), ("7", True)]

@@ -15,6 +15,10 @@ applied by the harness, so its token count is known before anything is submitted
 ``len(token_ids)`` of each vLLM output (the EOS token that ended a sample is counted; nothing is
 re-estimated). Requests are fed to ``LLM.llm_engine`` and completions are yielded as each request finishes,
 so the run layer stores them while the rest are still generating.
+
+Budget forcing (``harness.forcing``) uses ``prompt_token_ids``, ``encode`` and ``continue_token_ids``: each
+continuation is its own request (a token prompt, n = 1, the row's seed) on the same streaming path, so it too
+depends only on its own seed.
 """
 
 from __future__ import annotations
@@ -252,7 +256,7 @@ class VLLMSampler:
                 continue
             prompt = tuple(self._render(request))
             longest = max(longest, (len(prompt), request.problem.id))
-            seeds = dict(zip(request.sample_indices, request.seeds(spec.seed)))
+            seeds = dict(zip(request.sample_indices, request.seeds(spec.seed), strict=True))
             for first, n in contiguous_runs(request.sample_indices):
                 jobs.append(_Job(f"tts-{self._run_id}-{self._next_id}", request.problem.id, first, seeds[first], n,
                                  prompt))
@@ -265,10 +269,48 @@ class VLLMSampler:
 
     def _render(self, request: SampleRequest) -> list[int]:
         """The prompt's token ids: the chat template applied, no extra special tokens (the template has them)."""
-        text = self._tokenizer.apply_chat_template([dict(m) for m in request.messages], add_generation_prompt=True,
+        return self.prompt_token_ids(request.messages)
+
+    def prompt_token_ids(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        """The token ids ``sample`` feeds the engine for this chat (chat template applied, generation prompt added).
+
+        Raises SamplerError when the sampler is closed.
+        """
+        self._require_llm()
+        text = self._tokenizer.apply_chat_template([dict(m) for m in messages], add_generation_prompt=True,
                                                    tokenize=False)
         ids: list[int] = self._tokenizer.encode(text, add_special_tokens=False)
         return ids
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of plain ``text`` with the engine's tokenizer (no special tokens added)."""
+        ids: list[int] = self._tokenizer.encode(text, add_special_tokens=False)
+        return ids
+
+    def continue_token_ids(self, rows: Sequence[tuple[str, int, int, Sequence[int]]],
+                           spec: SamplingSpec) -> Iterator[Completion]:
+        """Continue raw token sequences (budget forcing): rows of (problem id, sample index, seed, input ids).
+
+        Each row is one engine request: the ids as a token prompt (no template added), n = 1 and the row's own
+        seed, so a continuation depends only on its row. Yields one Completion per row as its request finishes
+        (any order), holding only the new tokens: text, ids, output tokens = len(ids), finish reason; seed and
+        sample index are the row's. Everything is checked before anything is submitted: raises SamplerError
+        when the sampler is closed, a row has no input ids, or a row's input plus max_tokens exceeds the
+        context; the returned iterator raises SamplerError if vLLM ends a continuation abnormally.
+        """
+        llm = self._require_llm()
+        context = llm.model_config.max_model_len
+        jobs: list[_Job] = []
+        for problem_id, index, seed, ids in rows:
+            if not ids:
+                raise SamplerError(f"problem {problem_id} sample {index}: nothing to continue (no input ids)")
+            if len(ids) + spec.max_tokens > context:
+                raise SamplerError(f"problem {problem_id} sample {index}: input ({len(ids)} tokens) + max_tokens "
+                                   f"({spec.max_tokens}) exceeds the model's context ({context} tokens); use a "
+                                   "smaller cap or forcing max_tokens, or raise max_model_len")
+            jobs.append(_Job(f"force-{self._run_id}-{self._next_id}", problem_id, index, seed, 1, tuple(ids)))
+            self._next_id += 1
+        return self._stream(llm, jobs, spec, retry="rerun `tts-eval force` (stored continuations are kept)")
 
     @staticmethod
     def _params(spec: SamplingSpec, job: _Job) -> SamplingParams:
@@ -282,10 +324,12 @@ class VLLMSampler:
             output_kind=RequestOutputKind.FINAL_ONLY,  # one output per request, when all n samples are done
         )
 
-    def _stream(self, llm: LLM, jobs: Sequence[_Job], spec: SamplingSpec) -> Iterator[Completion]:
+    def _stream(self, llm: LLM, jobs: Sequence[_Job], spec: SamplingSpec,
+                retry: str = "rerun with --resume") -> Iterator[Completion]:
         """Feed the jobs to the engine, step it, and yield each request's completions when it finishes.
 
-        Unfinished requests are aborted when the consumer stops early (an error, Ctrl-C, ``close()``).
+        ``retry`` ends error messages (how to redo what was lost). Unfinished requests are aborted when the
+        consumer stops early (an error, Ctrl-C, ``close()``).
         """
         engine = llm.llm_engine
         pending: dict[str, _Job] = {}
@@ -303,27 +347,26 @@ class VLLMSampler:
                 except Exception as exc:  # noqa: BLE001 - the engine died (a worker crashed, out of memory)
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     raise SamplerError(f"the vLLM engine failed: {first} (vLLM's log above has the cause); "
-                                       "finished samples are kept: rerun with --resume") from None
+                                       f"finished samples are kept: {retry}") from None
                 for output in outputs:
                     if output.finished and output.request_id in pending:
-                        yield from self._completions(pending.pop(output.request_id), output)
+                        yield from self._completions(pending.pop(output.request_id), output, retry)
             if pending:
                 lost = sorted({job.problem_id for job in pending.values()})
-                raise SamplerError(f"vLLM dropped requests without output for problems {lost[:5]}; "
-                                   "rerun with --resume")
+                raise SamplerError(f"vLLM dropped requests without output for problems {lost[:5]}; {retry}")
         finally:
             if pending and self._llm is not None:
                 engine.abort_request(list(pending))
 
     @staticmethod
-    def _completions(job: _Job, output: RequestOutput) -> Iterator[Completion]:
+    def _completions(job: _Job, output: RequestOutput, retry: str) -> Iterator[Completion]:
         """One Completion per child output; child j is sample first_index + j with seed seed + j."""
         for child in output.outputs:
             reason = _FINISH_REASONS.get(child.finish_reason or "")
             if reason is None:
                 raise SamplerError(
                     f"vLLM ended problem {job.problem_id} sample {job.first_index + child.index} with finish reason "
-                    f"{child.finish_reason!r}; it was not stored; rerun with --resume")
+                    f"{child.finish_reason!r}; it was not stored; {retry}")
             token_ids = tuple(child.token_ids)
             yield Completion(problem_id=job.problem_id, sample_index=job.first_index + child.index,
                              seed=job.seed + child.index, text=child.text, output_tokens=len(token_ids),
