@@ -214,6 +214,8 @@ def run_sampling(req: RunRequest, factory: SamplerFactory, *, progress: bool = T
             created = True
             store.set_info("subset", subset_info)
         with store:
+            # Recorded so that later engine work on this run (`tts-eval force`) starts the engine the same way.
+            store.set_info("backend_options", dict(req.backend_options))
             requests = missing_requests(problems, store.existing_indices(), req.samples, template)
             wanted = sum(len(r.sample_indices) for r in requests)
             log.info("%d samples to draw for %d problems", wanted, len(requests))

@@ -73,12 +73,18 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, methods: Sequence[str], refer
 @click.option("--batch-size", type=int, help="transformers: sequences per generate call [default: 8].")
 @click.option("--device", help="transformers: device [default: cpu].")
 @click.option("--dtype", help="Model dtype (auto, float32, bfloat16, float16).")
+@click.option("-o", "--option", "extra_options", multiple=True,
+              help="Any other backend option, KEY=VALUE (repeatable); the run's own options are reused by default.")
 @click.option("--workers", type=int, help="Grader worker processes (default: CPU count).")
 @click.option("--no-report", is_flag=True, help="Only generate and grade; report later with `tts-eval report`.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def force(run_dir: Path, caps: str, prompt_name: str, max_tokens: int, batch_size: int | None, device: str | None,
-          dtype: str | None, workers: int | None, no_report: bool, no_progress: bool) -> None:
-    """Budget forcing: make samples cut at each cap answer with a short final-answer continuation, and count it."""
+          dtype: str | None, extra_options: tuple[str, ...], workers: int | None, no_report: bool,
+          no_progress: bool) -> None:
+    """Budget forcing: make samples cut at each cap answer with a short final-answer continuation, and count it.
+
+    The engine starts with the backend options the run was sampled with (tensor parallel size, context length,
+    ...), recorded in its store; flags given here override them."""
     from harness.cli import _guard, _report
     from harness.forcing import force_run
     from harness.samplers.registry import make_sampler
@@ -90,7 +96,14 @@ def force(run_dir: Path, caps: str, prompt_name: str, max_tokens: int, batch_siz
             cap_list = parse_caps(caps)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--caps") from exc
-        options = {k: v for k, v in {"batch_size": batch_size, "device": device, "dtype": dtype}.items() if v is not None}
+        from harness.config import parse_option
+        from harness.store import RunStore
+
+        with RunStore.open(run_dir) as store:
+            options = dict(store.info("backend_options") or {})
+        options.update({k: v for k, v in {"batch_size": batch_size, "device": device, "dtype": dtype}.items()
+                        if v is not None})
+        options.update(parse_option(text) for text in extra_options)
         summary = force_run(run_dir, cap_list, make_sampler, prompt_name=prompt_name, max_tokens=max_tokens,
                             backend_options=options, workers=workers, progress=not no_progress)
         for cap in cap_list:

@@ -171,3 +171,23 @@ def test_a_forced_answer_is_graded_with_the_continuations_finish_reason(tmp_path
         with Grader(workers=1) as grader:
             grades = grade_capped(store, 10, grader)
     assert [(g.extracted, g.correct) for g in grades] == [("204", False), ("7", True), (None, False), ("7", True)]
+
+
+def test_force_starts_the_engine_with_the_runs_own_backend_options(forced_run: tuple[Path, str], monkeypatch) -> None:
+    # A 72B run sampled with --tensor-parallel-size 8 must be forced on the same engine settings, not defaults.
+    import harness.samplers.registry as registry
+
+    seen: list[dict] = []
+
+    def fake_make_sampler(name: str, **options):
+        seen.append({"backend": name, **options})
+        raise registry.SamplerError("stop here")
+
+    monkeypatch.setattr(registry, "make_sampler", fake_make_sampler)
+    run, _ = forced_run
+    result = CliRunner().invoke(cli, ["force", str(run), "--caps", "8", "--max-tokens", str(FORCE_MAX), "--dtype", "float32",
+                                      "-o", "device=cpu",
+                                      "--no-progress"])
+    assert result.exit_code != 0 and "stop here" in result.output
+    assert seen == [{"backend": "transformers", "model": seen[0]["model"], "batch_size": 4, "dtype": "float32",
+                     "device": "cpu"}]
