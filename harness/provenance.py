@@ -68,7 +68,7 @@ def machine() -> dict[str, object]:
 
 def now() -> str:
     """The current UTC time, ISO 8601 with seconds."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 # The model fingerprint (``model_fingerprint``). Hashing every weight byte of a 72B model (145 GB) takes

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from harness import benchmarks, prompts, provenance, subset
 from harness.grading import GRADER_VERSION
-from harness.samplers.base import SampleRequest, Sampler
+from harness.samplers.base import Sampler, SampleRequest
 from harness.store import RunStore
 from harness.types import Completion, Problem, RunManifest, SamplingSpec
 

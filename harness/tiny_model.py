@@ -81,7 +81,7 @@ def _training_text(benchmarks_dir: Path) -> Iterator[str]:
                     yield row.get("solution") or ""
 
 
-def build_tokenizer(vocab_size: int, benchmarks_dir: Path = _BENCHMARKS_DIR) -> "PreTrainedTokenizerFast":
+def build_tokenizer(vocab_size: int, benchmarks_dir: Path = _BENCHMARKS_DIR) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on the benchmark text and wrap it for transformers.
 
     Takes the target vocabulary size (special tokens included). Returns a ``PreTrainedTokenizerFast`` with

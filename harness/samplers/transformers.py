@@ -52,7 +52,7 @@ class _SeededSampling:
         self._spec = spec
         self._generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
 
-    def __call__(self, input_ids: "torch.Tensor", scores: "torch.Tensor") -> "torch.Tensor":
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         import torch
 
         logits = scores.float()
@@ -71,7 +71,7 @@ class _SeededSampling:
         out.scatter_(1, chosen.unsqueeze(1), 0.0)
         return out
 
-    def _filter(self, logits: "torch.Tensor") -> "torch.Tensor":
+    def _filter(self, logits: torch.Tensor) -> torch.Tensor:
         import torch
 
         top_k, top_p = self._spec.top_k, self._spec.top_p
@@ -104,7 +104,7 @@ class _StopStrings:
         self._ended = [False] * rows  # rows that wrote EOS: generate pads them from then on
         self.stopped_at: list[int | None] = [None] * rows
 
-    def __call__(self, input_ids: "torch.Tensor", scores: "torch.Tensor", **kwargs: Any) -> "torch.Tensor":
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         import torch
 
         generated = input_ids.shape[1] - self._prompt_width
@@ -171,7 +171,7 @@ class TransformersSampler:
     @staticmethod
     def _load(
         model: str, device: str, dtype: str, trust_remote_code: bool
-    ) -> tuple[Any, Any, "torch.device"]:
+    ) -> tuple[Any, Any, torch.device]:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
