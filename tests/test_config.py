@@ -11,7 +11,7 @@ def test_bundled_configs_load_and_make_valid_sampling_specs():
     assert {"qwen25-math-72b-instruct", "o1-mini", "o1-preview", "o1-distilled-72b"} <= set(names)
     for name in names:
         config = load_config(name)
-        assert config.backend in ("vllm", "openai") and config.model
+        assert config.backend in ("vllm", "openai", "ray") and config.model
         SamplingSpec(**config.sampling)  # raises on an out-of-range value
     qwen = load_config("qwen25-math-72b-instruct")
     assert qwen.backend_options["tensor_parallel_size"] == 8 and qwen.backend_options["max_model_len"] == 4096

@@ -283,6 +283,36 @@ def test_completions_are_yielded_as_they_arrive_and_leaving_early_cancels() -> N
         stream.close()
 
 
+def test_base_urls_shard_requests_over_servers_each_once() -> None:
+    # Two servers of one model, the second 4x slower: every request goes to exactly one of them, each has at
+    # most `concurrency` in flight, the faster one takes more, and the rows are those one server would give.
+    reqs = [request(f"p{k}", (0, 1, 2)) for k in range(12)]
+    with StubServer(delay_s=0.02) as fast, StubServer(delay_s=0.08) as slow:
+        sampler = OpenAISampler(MODEL, base_urls=[fast.url, slow.url], concurrency=2, max_n_per_request=1, **FAST)
+        got = list(sampler.sample(reqs, SPEC))
+        settings = sampler.engine_settings()
+    assert by_key(got) == by_key([c for r in reqs for c in expected(r, SPEC)]) and len(got) == 36
+    sent = sorted((b["messages"][-1]["content"], b["seed"]) for b in fast.bodies + slow.bodies)
+    assert len(sent) == 36 and len(set(sent)) == 36  # 36 requests (n=1 each), none sent twice
+    assert fast.max_in_flight <= 2 and slow.max_in_flight <= 2
+    assert len(fast.bodies) > len(slow.bodies) > 0
+    assert settings["base_urls"] == [fast.url, slow.url] and settings["base_url"] == fast.url
+
+
+def test_base_urls_are_checked_before_sending() -> None:
+    with StubServer() as one, StubServer(max_model_len=2048) as other:
+        with pytest.raises(SamplerError, match=r"serves 'tiny' with max_model_len 2048 .* use identical servers"):
+            OpenAISampler(MODEL, base_urls=[one.url, other.url], **FAST)
+        with pytest.raises(SamplerError, match="no server is listening at http://127.0.0.1:9/v1"):
+            OpenAISampler(MODEL, base_urls=[one.url, "http://127.0.0.1:9/v1"], **FAST)
+        with pytest.raises(SamplerError, match="give base_url or base_urls, not both"):
+            OpenAISampler(MODEL, base_url=one.url, base_urls=[one.url], **FAST)
+        for bad in ([], [one.url, one.url], one.url):
+            with pytest.raises(SamplerError, match="base_urls must be a non-empty list of distinct URLs"):
+                OpenAISampler(MODEL, base_urls=bad, **FAST)  # type: ignore[arg-type]
+    assert one.bodies == [] and other.bodies == []
+
+
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
     rng = random.Random(0)
     for attempt, cap in [(0, 1.0), (1, 2.0), (3, 8.0), (10, 30.0)]:
@@ -345,9 +375,10 @@ def test_model_configs_fit_the_backends_they_name() -> None:
     import inspect
     import tomllib
 
+    from harness.samplers.ray import RaySampler
     from harness.samplers.vllm import VLLMSampler
 
-    classes = {"vllm": VLLMSampler, "openai": OpenAISampler}
+    classes = {"vllm": VLLMSampler, "openai": OpenAISampler, "ray": RaySampler}
     paths = sorted((Path(__file__).resolve().parent.parent / "configs" / "models").glob("*.toml"))
     assert {p.stem for p in paths} >= {"qwen25-math-72b-instruct", "o1-distilled-72b", "o1-mini", "o1-preview"}
     for path in paths:
@@ -355,7 +386,7 @@ def test_model_configs_fit_the_backends_they_name() -> None:
         inspect.signature(classes[config["backend"]]).bind(config["model"], **config["backend_options"])
         spec = SamplingSpec(**config["sampling"])
         options = config["backend_options"]
-        if config["backend"] == "vllm":
+        if config["backend"] in ("vllm", "ray"):
             assert spec.max_tokens < options["max_model_len"], path.name
         if options.get("reasoning_model"):
             assert (spec.temperature, spec.top_p, spec.top_k, spec.stop) == (1.0, 1.0, -1, ()), path.name

@@ -1,8 +1,11 @@
 """The openai backend: any OpenAI-compatible chat server (``vllm serve``, SGLang, the OpenAI API for o1 baselines).
 
-Requests go out from an asyncio event loop with at most ``concurrency`` in flight (and, if asked, at most
-``requests_per_minute`` started per minute); completions are yielded as responses arrive, so the run layer
-stores them while others are in flight. Failures are sorted in two:
+Requests go out from an asyncio event loop with at most ``concurrency`` in flight per server (and, if asked, at
+most ``requests_per_minute`` started per minute); completions are yielded as responses arrive, so the run layer
+stores them while others are in flight. With ``base_urls`` (several servers of the same model, e.g. one
+``vllm serve`` per GPU node) the client shards: each server has its own ``concurrency`` workers, all taking the
+next request from one queue, so a faster server takes more and every request goes to exactly one server.
+Failures are sorted in two:
 
 - transient (HTTP 408/425/429/5xx, timeouts, refused or dropped connections, a truncated body): retried up to
   ``max_retries`` times with exponential backoff and jitter (a server's ``Retry-After`` is honoured, capped);
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TOKEN_COUNTS: tuple[str, ...] = ("auto", "token_ids", "usage")
+OPENAI_URL = "https://api.openai.com/v1"
 _RETRY_STATUS = frozenset({408, 425, 429})
 _FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 
@@ -111,16 +115,18 @@ def _retry_after(response: httpx.Response) -> float | None:
 class OpenAISampler:
     """Sample from an OpenAI-compatible chat completions server (see the module docstring).
 
-    model: the model name the server serves. base_url: up to and including ``/v1``. api_key_env: the
-    environment variable holding the API key (unset: no key is sent, fine for a local server).
-    concurrency: requests in flight, >= 1. requests_per_minute: a cap on request starts (None: no cap).
+    model: the model name the server serves. base_url: up to and including ``/v1`` (None: the OpenAI API).
+    base_urls: several servers of the same model instead of base_url (client-side sharding; see the module
+    docstring). api_key_env: the environment variable holding the API key (unset: no key is sent, fine for a
+    local server). concurrency: requests in flight per server, >= 1. requests_per_minute: a cap on request
+    starts, all servers together (None: no cap).
     max_retries: retries per request after a transient failure, >= 0. timeout_s: per attempt.
     backoff_base_s / backoff_max_s: the backoff's first step and ceiling. token_counts: "auto", "token_ids"
     or "usage". max_n_per_request: the most samples one request asks for in "token_ids" mode.
     reasoning_model: an o1-style API model: sends only ``max_completion_tokens`` (no temperature, top_p, seed
     or stop, which such models reject) and so requires temperature 1, top_p 1, no top_k and no stop.
-    The constructor asks the server's ``/models``: raises SamplerError when no server listens, the key is
-    refused (401/403), or the model is not served.
+    The constructor asks each server's ``/models``: raises SamplerError when no server listens, the key is
+    refused (401/403), the model is not served, or the servers of ``base_urls`` serve it differently.
     """
 
     name = "openai"
@@ -129,7 +135,8 @@ class OpenAISampler:
         self,
         model: str,
         *,
-        base_url: str = "https://api.openai.com/v1",
+        base_url: str | None = None,
+        base_urls: Sequence[str] | None = None,
         api_key_env: str = "OPENAI_API_KEY",
         concurrency: int = 8,
         requests_per_minute: float | None = None,
@@ -149,6 +156,11 @@ class OpenAISampler:
                              ("backoff_max_s", backoff_max_s), ("requests_per_minute", requests_per_minute or 1)):
             if not number > 0:
                 raise SamplerError(f"{name} must be > 0, got {number!r}")
+        if base_url is not None and base_urls is not None:
+            raise SamplerError("give base_url or base_urls, not both")
+        if base_urls is not None and (isinstance(base_urls, str) or not base_urls
+                                      or len(set(base_urls)) != len(base_urls)):
+            raise SamplerError(f"base_urls must be a non-empty list of distinct URLs, got {base_urls!r}")
         if token_counts not in TOKEN_COUNTS:
             raise SamplerError(f"token_counts must be one of {TOKEN_COUNTS}, got {token_counts!r}")
         try:
@@ -156,7 +168,8 @@ class OpenAISampler:
         except ImportError:
             raise SamplerError("the openai backend needs httpx; pip install httpx") from None
         self._model = model
-        self._base_url = base_url.rstrip("/")
+        self._base_urls = [url.rstrip("/") for url in (base_urls or [base_url or OPENAI_URL])]
+        self._base_url = self._base_urls[0]  # the one named in messages about the model and settings
         self._api_key_env = api_key_env
         key = os.environ.get(api_key_env)
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -181,19 +194,19 @@ class OpenAISampler:
 
         return httpx.AsyncClient(
             headers=self._headers, timeout=httpx.Timeout(self._timeout_s, connect=min(10.0, self._timeout_s)),
-            limits=httpx.Limits(max_connections=self._concurrency))
+            limits=httpx.Limits(max_connections=self._concurrency * len(self._base_urls)))
 
     async def _once(self, client: httpx.AsyncClient, method: str, path: str, body: Any, *,
-                    retry_connect: bool) -> Any:
+                    retry_connect: bool, base_url: str) -> Any:
         """One attempt: the decoded JSON of a 2xx answer. Raises _Transient or SamplerError (see module doc)."""
         import httpx
 
-        url = f"{self._base_url}{path}"
+        url = f"{base_url}{path}"
         try:
             response = await client.request(method, url, json=body)
         except httpx.ConnectError as exc:
             if not retry_connect:
-                raise SamplerError(f"no server is listening at {self._base_url} ({exc}); start it "
+                raise SamplerError(f"no server is listening at {base_url} ({exc}); start it "
                                    "(e.g. vllm serve MODEL) or fix --base-url") from None
             raise _Transient(f"cannot connect to {url}: {exc}") from None
         except (httpx.TimeoutException, httpx.TransportError) as exc:
@@ -215,12 +228,14 @@ class OpenAISampler:
             raise _Transient(f"{url} answered {status} with a body that is not JSON (cut off?)") from None
 
     async def _request(self, client: httpx.AsyncClient, method: str, path: str, body: Any = None, *,
-                       what: str, retry_connect: bool = True) -> Any:
-        """``_once`` with bounded retries, backoff and the rate limit. Raises SamplerError when it gives up."""
+                       what: str, retry_connect: bool = True, base_url: str | None = None) -> Any:
+        """``_once`` (on ``base_url``, default the first server) with bounded retries, backoff and the rate
+        limit. Raises SamplerError when it gives up."""
         for attempt in range(self._max_retries + 1):
             await self._rate_limit()
             try:
-                return await self._once(client, method, path, body, retry_connect=retry_connect)
+                return await self._once(client, method, path, body, retry_connect=retry_connect,
+                                        base_url=base_url or self._base_url)
             except _Transient as exc:
                 if attempt == self._max_retries:
                     raise SamplerError(f"gave up on {what} after {attempt + 1} attempts; last error: {exc}") from None
@@ -239,27 +254,37 @@ class OpenAISampler:
         await asyncio.sleep(start - now)
 
     async def _probe(self) -> tuple[dict[str, Any], str | None]:
-        """Ask ``/models`` that the server is up, takes the key and serves the model; its card and version."""
+        """Ask every server's ``/models`` that it is up, takes the key and serves the model; the model's card
+        and the server version. Servers of one run must serve the model alike (owner, context length)."""
         async with self._client() as client:
-            try:
-                listing = await self._request(client, "GET", "/models", what="listing the models",
-                                              retry_connect=False)
-            except _NotFound:
-                logger.warning("%s has no /models; the model name is checked by the first request", self._base_url)
-                return {}, None
-            cards = {str(card.get("id")): card for card in listing.get("data", []) if isinstance(card, dict)}
-            if self._model not in cards:
-                near = difflib.get_close_matches(self._model, list(cards), n=3) or sorted(cards)[:5]
-                raise SamplerError(f"model {self._model!r} is not served at {self._base_url}; "
-                                   f"did you mean one of {near}?")
-            version = None
-            if cards[self._model].get("owned_by") == "vllm":
-                try:  # vLLM's /version lives beside /v1; nice to record, not worth failing for
-                    root = self._base_url.removesuffix("/v1")
-                    version = (await client.get(f"{root}/version")).json().get("version")
-                except Exception:  # noqa: BLE001
-                    version = None
-            return cards[self._model], version
+            found = [await self._probe_one(client, url) for url in self._base_urls]
+        for url, (card, _) in zip(self._base_urls[1:], found[1:], strict=True):
+            for key in ("owned_by", "max_model_len"):
+                if card.get(key) != found[0][0].get(key):
+                    raise SamplerError(f"{url} serves {self._model!r} with {key} {card.get(key)!r} but "
+                                       f"{self._base_url} with {found[0][0].get(key)!r}; use identical servers")
+        return found[0]
+
+    async def _probe_one(self, client: httpx.AsyncClient, base_url: str) -> tuple[dict[str, Any], str | None]:
+        try:
+            listing = await self._request(client, "GET", "/models", what="listing the models",
+                                          retry_connect=False, base_url=base_url)
+        except _NotFound:
+            logger.warning("%s has no /models; the model name is checked by the first request", base_url)
+            return {}, None
+        cards = {str(card.get("id")): card for card in listing.get("data", []) if isinstance(card, dict)}
+        if self._model not in cards:
+            near = difflib.get_close_matches(self._model, list(cards), n=3) or sorted(cards)[:5]
+            raise SamplerError(f"model {self._model!r} is not served at {base_url}; "
+                               f"did you mean one of {near}?")
+        version = None
+        if cards[self._model].get("owned_by") == "vllm":
+            try:  # vLLM's /version lives beside /v1; nice to record, not worth failing for
+                root = base_url.removesuffix("/v1")
+                version = (await client.get(f"{root}/version")).json().get("version")
+            except Exception:  # noqa: BLE001
+                version = None
+        return cards[self._model], version
 
     # -- sampling -----------------------------------------------------------------------------------------
 
@@ -269,6 +294,7 @@ class OpenAISampler:
 
         return {
             "base_url": self._base_url,
+            "base_urls": list(self._base_urls),
             "model": self._model,
             "served_model": {k: self._card.get(k) for k in ("id", "owned_by", "root", "max_model_len")},
             "server_version": self._server_version,
@@ -345,8 +371,8 @@ class OpenAISampler:
         client = self._client()
         todo: deque[_Job] = deque(jobs)
         done: asyncio.Queue[list[Completion] | BaseException] = asyncio.Queue()
-        workers = [loop.create_task(self._worker(client, todo, done, spec))
-                   for _ in range(min(self._concurrency, len(jobs)))]
+        workers = [loop.create_task(self._worker(client, todo, done, spec, url))
+                   for url in self._base_urls for _ in range(min(self._concurrency, len(jobs)))]
         try:
             for _ in range(len(jobs)):
                 item = loop.run_until_complete(done.get())
@@ -361,12 +387,17 @@ class OpenAISampler:
             loop.close()
 
     async def _worker(self, client: httpx.AsyncClient, todo: deque[_Job],
-                      done: asyncio.Queue[list[Completion] | BaseException], spec: SamplingSpec) -> None:
+                      done: asyncio.Queue[list[Completion] | BaseException], spec: SamplingSpec,
+                      base_url: str) -> None:
+        """Send the queue's next job to ``base_url`` until the queue is empty (one of a server's workers)."""
         while todo:
             job = todo.popleft()
             what = f"problem {job.problem_id} samples {job.first_index}..{job.first_index + job.n - 1}"
+            if len(self._base_urls) > 1:
+                what += f" at {base_url}"
             try:
-                data = await self._request(client, "POST", "/chat/completions", self._body(job, spec), what=what)
+                data = await self._request(client, "POST", "/chat/completions", self._body(job, spec), what=what,
+                                           base_url=base_url)
                 await done.put(self._completions(job, data, spec))
             except Exception as exc:  # noqa: BLE001 - handed to the consumer, who raises it
                 await done.put(exc)
