@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,17 @@ class ImportSummary:
     problems: int
     completions: int
     token_note: str | None
+
+
+def _source_sha256(path: Path) -> str:
+    """sha256 of the imported file's bytes (comparable with a source's provenance list); for a folder (a cap
+    sweep), of its sorted ``*.jsonl`` files' names and bytes."""
+    if not path.is_dir():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for part in sorted(path.glob("*.jsonl")):
+        digest.update(part.name.encode() + b"\0" + part.read_bytes())
+    return digest.hexdigest()
 
 
 def import_run(file: Path, fmt: str, bench: str, out: Path, *, model: str = "unknown (imported)",
@@ -46,7 +58,8 @@ def import_run(file: Path, fmt: str, bench: str, out: Path, *, model: str = "unk
         benchmark=benchmark.name, benchmark_version=benchmark.version, benchmark_hash=benchmark.sha256,
         prompt_name="unknown (imported)", prompt_version="", prompt_template="", prompt_hash="",
         grader_version=GRADER_VERSION,
-        engine_settings={"format": fmt, "source_file": str(file), "field_map": dict(data.field_map)},
+        engine_settings={"format": fmt, "source_file": str(file), "source_sha256": _source_sha256(file),
+                         "field_map": dict(data.field_map)},
         problem_ids_hash=benchmarks.ids_hash(problems), package_versions=provenance.package_versions(),
         git_commit=commit, git_dirty=dirty, command=command, machine=provenance.machine(),
         started_at=provenance.now(), finished_at=provenance.now(),

@@ -183,3 +183,21 @@ def test_import_harness_stays_light():
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_import_records_the_source_files_checksum(tmp_path):
+    if not QWEN.is_file():
+        pytest.skip("../shared/data not beside the checkout")
+    import hashlib
+
+    out = tmp_path / "qwen"
+    assert _invoke("import", str(QWEN), "--bench", str(QWEN), "--format", "qwen-maj", "--out", str(out),
+                   "--no-report").exit_code == 0
+    from harness.store import RunStore
+
+    with RunStore.open(out) as store:
+        settings = store.manifest().engine_settings
+    # the same sha256 the source's provenance.tsv lists for the file
+    provenance = (QWEN.parent / "provenance.tsv").read_text()
+    assert settings["source_sha256"] == hashlib.sha256(QWEN.read_bytes()).hexdigest()
+    assert settings["source_sha256"] in provenance and settings["format"] == "qwen-maj"
