@@ -66,3 +66,28 @@ class Sampler(Protocol):
 
 class SamplerError(RuntimeError):
     """A backend failed in a way the user can fix (bad model path, unreachable server, bad settings)."""
+
+
+def refuse_greedy_repeats(requests: Sequence[SampleRequest], spec: SamplingSpec) -> None:
+    """Raise SamplerError when temperature 0 is asked for more than one sample of a problem (they would all be
+    the same sample). Shared by the engine backends, which check before anything is submitted."""
+    if spec.temperature == 0 and any(r.sample_indices and r.sample_indices[-1] > 0 for r in requests):
+        raise SamplerError("temperature 0 is greedy: every sample of a problem would be the same; "
+                           "ask for 1 sample per problem or use a temperature > 0")
+
+
+def refuse_max_tokens_over(spec: SamplingSpec, context: int, *, whose: str, fix: str) -> None:
+    """Raise SamplerError when max_tokens alone fills ``context`` (no room is left for any prompt).
+
+    ``whose`` names the context ("model's", "served"); ``fix`` is the advice that ends the message."""
+    if spec.max_tokens >= context:
+        raise SamplerError(f"max_tokens ({spec.max_tokens}) must leave room for the prompt within the {whose} "
+                           f"context ({context} tokens); {fix}")
+
+
+def refuse_prompt_overflow(problem_id: str, prompt_tokens: int, spec: SamplingSpec, context: int) -> None:
+    """Raise SamplerError when a prompt plus max_tokens does not fit ``context``, naming the largest max_tokens."""
+    if prompt_tokens + spec.max_tokens > context:
+        raise SamplerError(
+            f"problem {problem_id}: prompt ({prompt_tokens} tokens) + max_tokens ({spec.max_tokens}) exceeds the "
+            f"model's context ({context} tokens); use max_tokens <= {context - prompt_tokens}")

@@ -41,7 +41,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.samplers.base import SampleRequest, SamplerError
+from harness.samplers.base import SampleRequest, SamplerError, refuse_greedy_repeats, refuse_max_tokens_over
 from harness.samplers.vllm import contiguous_runs
 from harness.types import Completion, FinishReason, SamplingSpec
 
@@ -335,13 +335,10 @@ class OpenAISampler:
         return self._stream(jobs, spec)
 
     def _check_spec(self, requests: Sequence[SampleRequest], spec: SamplingSpec) -> None:
-        if spec.temperature == 0 and any(r.sample_indices and r.sample_indices[-1] > 0 for r in requests):
-            raise SamplerError("temperature 0 is greedy: every sample of a problem would be the same; "
-                               "ask for 1 sample per problem or use a temperature > 0")
+        refuse_greedy_repeats(requests, spec)
         context = self._card.get("max_model_len")
-        if isinstance(context, int) and spec.max_tokens >= context:
-            raise SamplerError(f"max_tokens ({spec.max_tokens}) must leave room for the prompt within the served "
-                               f"context ({context} tokens); lower max_tokens")
+        if isinstance(context, int):
+            refuse_max_tokens_over(spec, context, whose="served", fix="lower max_tokens")
         if self._reasoning_model and (spec.temperature != 1 or spec.top_p != 1 or spec.top_k != -1 or spec.stop):
             raise SamplerError("an o1-style reasoning model samples at fixed settings: use temperature 1, top_p 1, "
                                "no top_k and no stop strings, so the manifest states what was used")

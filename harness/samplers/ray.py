@@ -35,7 +35,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.samplers.base import SampleRequest, SamplerError
+from harness.samplers.base import (
+    SampleRequest,
+    SamplerError,
+    refuse_greedy_repeats,
+    refuse_max_tokens_over,
+    refuse_prompt_overflow,
+)
 from harness.samplers.vllm import _CPU_KV_CACHE_BYTES, _check_options
 from harness.types import Completion, FinishReason, SamplingSpec
 
@@ -323,12 +329,8 @@ class RaySampler:
         """
         if self._closed:
             raise SamplerError("the ray sampler is closed")
-        if spec.temperature == 0 and any(r.sample_indices and r.sample_indices[-1] > 0 for r in requests):
-            raise SamplerError("temperature 0 is greedy: every sample of a problem would be the same; "
-                               "ask for 1 sample per problem or use a temperature > 0")
-        if spec.max_tokens >= self._context:
-            raise SamplerError(f"max_tokens ({spec.max_tokens}) must leave room for the prompt within the model's "
-                               f"context ({self._context} tokens); lower max_tokens or raise max_model_len")
+        refuse_greedy_repeats(requests, spec)
+        refuse_max_tokens_over(spec, self._context, whose="model's", fix="lower max_tokens or raise max_model_len")
         return self._stream(self._rows(requests, spec), spec)
 
     def _rows(self, requests: Sequence[SampleRequest], spec: SamplingSpec) -> list[dict[str, Any]]:
@@ -343,11 +345,7 @@ class RaySampler:
             if not request.sample_indices:
                 continue
             prompt = self._render(request)
-            if len(prompt) + spec.max_tokens > self._context:
-                raise SamplerError(
-                    f"problem {request.problem.id}: prompt ({len(prompt)} tokens) + max_tokens ({spec.max_tokens}) "
-                    f"exceeds the model's context ({self._context} tokens); use max_tokens <= "
-                    f"{self._context - len(prompt)}")
+            refuse_prompt_overflow(request.problem.id, len(prompt), spec, self._context)
             for index, seed in zip(request.sample_indices, request.seeds(spec.seed), strict=True):
                 rows.append({"problem_id": request.problem.id, "sample_index": index, "seed": seed,
                              "tokenized_prompt": prompt, "sampling_params": {**params, "seed": seed}})

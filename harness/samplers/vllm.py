@@ -32,7 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.samplers.base import SampleRequest, SamplerError
+from harness.samplers.base import (
+    SampleRequest,
+    SamplerError,
+    refuse_greedy_repeats,
+    refuse_max_tokens_over,
+    refuse_prompt_overflow,
+)
 from harness.types import Completion, FinishReason, SamplingSpec
 
 if TYPE_CHECKING:
@@ -237,13 +243,9 @@ class VLLMSampler:
         yielded before that are complete and valid).
         """
         llm = self._require_llm()
-        if spec.temperature == 0 and any(r.sample_indices and r.sample_indices[-1] > 0 for r in requests):
-            raise SamplerError("temperature 0 is greedy: every sample of a problem would be the same; "
-                               "ask for 1 sample per problem or use a temperature > 0")
+        refuse_greedy_repeats(requests, spec)
         context = llm.model_config.max_model_len
-        if spec.max_tokens >= context:
-            raise SamplerError(f"max_tokens ({spec.max_tokens}) must leave room for the prompt within the model's "
-                               f"context ({context} tokens); lower max_tokens or raise max_model_len")
+        refuse_max_tokens_over(spec, context, whose="model's", fix="lower max_tokens or raise max_model_len")
         jobs = self._jobs(requests, spec, context)
         return self._stream(llm, jobs, spec)
 
@@ -261,10 +263,7 @@ class VLLMSampler:
                 jobs.append(_Job(f"tts-{self._run_id}-{self._next_id}", request.problem.id, first, seeds[first], n,
                                  prompt))
                 self._next_id += 1
-        if longest[0] + spec.max_tokens > context:
-            raise SamplerError(
-                f"problem {longest[1]}: prompt ({longest[0]} tokens) + max_tokens ({spec.max_tokens}) exceeds the "
-                f"model's context ({context} tokens); use max_tokens <= {context - longest[0]}")
+        refuse_prompt_overflow(longest[1], longest[0], spec, context)
         return jobs
 
     def _render(self, request: SampleRequest) -> list[int]:
